@@ -1,0 +1,48 @@
+"""tapbook: a WhatsApp quick-booking bot behind a Twilio webhook."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import cli, logs, webhook
+from .config import Settings, check_consistency, layered_config
+from .i18n import Catalogs
+from .services import build_services, get_services, init_app
+
+__all__ = ["create_app", "get_services"]
+
+#: Twilio posts a few kB at most; anything far larger is refused with 413 before parsing.
+MAX_CONTENT_LENGTH = 64 * 1024
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then ``.env`` and the environment, then ``test_config``.
+
+    ``test_config`` may also carry ``CLOCK`` (a callable returning an aware datetime).
+    Invalid settings raise :class:`~bot.errors.ConfigError` (a one-line ``SystemExit``).
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH)
+    app.config.update(layered_config(os.environ, Path.cwd() / ".env", test_config))
+    settings = Settings.from_mapping(app.config)
+    logs.configure(settings.log_level)
+
+    catalogs = Catalogs.load()
+    signature_checks = check_consistency(settings, languages=catalogs.languages, lenient_mode=app.debug or app.testing)
+    init_app(
+        app,
+        build_services(settings, catalogs, signature_checks=signature_checks, clock=app.config.get("CLOCK")),
+    )
+    if settings.trusted_proxy_hops:
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+    app.register_blueprint(webhook.bp)
+    cli.init_app(app)
+    return app

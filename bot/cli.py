@@ -1,0 +1,80 @@
+"""``flask --app wsgi chat``: talk to the bot from a terminal, through the real webhook."""
+
+from __future__ import annotations
+
+import uuid
+from xml.etree import ElementTree
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from twilio.request_validator import RequestValidator
+
+from .services import get_services
+
+BUSINESS_NUMBER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
+
+
+def twilio_form(phone: str, body: str, *, name: str = "", **extra: str) -> dict[str, str]:
+    """The fields Twilio posts for an inbound WhatsApp message."""
+    return {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "AccountSid": "AC" + "0" * 32,
+        "From": f"whatsapp:{phone}",
+        "To": BUSINESS_NUMBER,
+        "Body": body,
+        "ProfileName": name,
+        "WaId": phone.lstrip("+"),
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+        "MessageType": "text",
+        **extra,
+    }
+
+
+def reply_texts(twiml: bytes) -> list[str]:
+    """The text of each <Message> in a TwiML reply."""
+    root = ElementTree.fromstring(twiml)
+    return ["".join(message.itertext()) for message in root.iter("Message")]
+
+
+@click.command("chat")
+@click.option("--phone", default="+15550001234", show_default=True, help="Your pretend WhatsApp number.")
+@click.option("--name", default="Alex", show_default=True, help="Your pretend WhatsApp profile name.")
+@click.option("--lang", default=None, help="Add ?lang=XX to the webhook URL, as a business number may.")
+@with_appcontext
+def chat(phone: str, name: str, lang: str | None) -> None:
+    """Chat with the bot: each line is sent as a signed Twilio webhook; numbers pick options."""
+    services = get_services()
+    base = services.settings.public_base_url or "http://localhost"
+    path = "/webhook" + (f"?lang={lang}" if lang else "")
+    validator = RequestValidator(services.settings.twilio_auth_token or "signature-checks-are-off")
+    client = current_app.test_client()
+    click.echo(f"Chatting as {name} ({phone}). Type a message, a number to pick an option; Ctrl-D quits.")
+    click.echo("Try: hi")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            click.echo()
+            break
+        if not text:
+            continue
+        form = twilio_form(phone, text, name=name)
+        response = client.post(
+            path,
+            base_url=base,
+            data=form,
+            headers={"X-Twilio-Signature": validator.compute_signature(base + path, form)},
+        )
+        if response.status_code != 200:
+            click.echo(f"[{response.status_code}] {response.get_data(as_text=True).strip()}")
+            continue
+        for message in reply_texts(response.data):
+            click.echo("bot> " + message.replace("\n", "\n     ") + "\n")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(chat)

@@ -1,0 +1,209 @@
+"""Every setting the bot reads, its default, and how it is checked.
+
+Layering (as in Flask's tutorial): these defaults, then a ``.env`` file in the working
+directory, then the process environment, then ``test_config``. A value that does not
+parse stops start-up with a :class:`~bot.errors.ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+#: The token written by ``.env.example`` for the quickstart; refused next to a real Redis.
+SAMPLE_AUTH_TOKEN = "dev-only-not-a-secret"
+
+Parser = Callable[[Any], Any]
+
+
+def _setting(default: Any, parse: Parser, help: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if _blank(value) else str(value).strip()
+
+
+def _text(value: Any) -> str:
+    if _blank(value):
+        raise ValueError("must not be empty")
+    return str(value).strip()
+
+
+def _number(kind: type, low: float, high: float) -> Parser:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number between {low} and {high}")
+        try:
+            number = kind(str(value).strip()) if isinstance(value, str) else kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number between {low} and {high} (got {value!r})") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high} (got {number})")
+        return number
+
+    return parse
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _auto_bool(value: Any) -> bool | None:
+    """True, False, or None for "decide from the app's mode"."""
+    if _blank(value) or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"must be true, false or auto (got {value!r})")
+
+
+def _redis_url(value: Any) -> str | None:
+    url = _optional_text(value)
+    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
+def _public_base_url(value: Any) -> str | None:
+    url = _optional_text(value)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL such as https://bot.example.com (got {url!r})")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string or fragment")
+    return url.rstrip("/")
+
+
+def _key_prefix(value: Any) -> str:
+    prefix = _text(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", prefix):
+        raise ValueError("must be 1-32 letters, digits, '_', '.' or '-'")
+    return prefix
+
+
+def _language(value: Any) -> str:
+    return _text(value).lower()
+
+
+def _log_level(value: Any) -> str:
+    level = _text(value).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated settings; the Flask config key is the field name upper-cased."""
+
+    redis_url: str | None = _setting(
+        None, _redis_url, "Redis to use. Unset: an embedded in-memory store (development only)."
+    )
+    redis_socket_timeout: float = _setting(
+        1.0, _number(float, 0.01, 30), "Seconds a Redis command may take before the tap gets the polite error."
+    )
+    redis_connect_timeout: float = _setting(1.0, _number(float, 0.01, 30), "Seconds to wait for a Redis connection.")
+    redis_key_prefix: str = _setting("tapbook", _key_prefix, "First part of every Redis key.")
+    twilio_auth_token: str | None = _setting(
+        None, _optional_text, "Auth token of the Twilio account that owns the WhatsApp sender."
+    )
+    twilio_validate_signature: bool | None = _setting(
+        None,
+        _auto_bool,
+        "Check X-Twilio-Signature: true, false or auto (on unless Flask debug/testing mode).",
+    )
+    public_base_url: str | None = _setting(
+        None,
+        _public_base_url,
+        "Scheme and host Twilio calls (e.g. https://bot.example.com), when a proxy hides them.",
+    )
+    trusted_proxy_hops: int = _setting(
+        0, _number(int, 0, 5), "Proxies in front of the app whose X-Forwarded-* headers to trust."
+    )
+    session_ttl_seconds: int = _setting(
+        1800, _number(int, 60, 7 * _DAY), "Idle seconds before a conversation is forgotten."
+    )
+    profile_ttl_seconds: int = _setting(
+        400 * _DAY, _number(int, _DAY, 3650 * _DAY), "How long a customer's language choice is kept."
+    )
+    dedupe_ttl_seconds: int = _setting(
+        2 * _DAY, _number(int, 60, 7 * _DAY), "How long a MessageSid is remembered to drop retries."
+    )
+    default_language: str = _setting("en", _language, "Language when nothing else decides it.")
+    log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name.upper() for f in fields(cls)]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name.upper(): f.default for f in fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
+        """Parse every known key of ``config``; the first bad one raises ConfigError."""
+        values = {}
+        for f in fields(cls):
+            key = f.name.upper()
+            try:
+                values[f.name] = f.metadata["parse"](config.get(key, f.default))
+            except ValueError as exc:
+                raise ConfigError(key, str(exc)) from None
+        return cls(**values)
+
+
+def layered_config(
+    environ: Mapping[str, str], dotenv_path: Path | None, test_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Defaults, then ``.env``, then the environment, then ``test_config`` (later wins)."""
+    config = Settings.defaults()
+    known = set(config)
+    if dotenv_path is not None and dotenv_path.is_file():
+        config.update({k: v for k, v in dotenv_values(dotenv_path).items() if k in known})
+    config.update({k: v for k, v in environ.items() if k in known})
+    if test_config:
+        config.update(test_config)
+    return config
+
+
+def check_consistency(settings: Settings, *, languages: frozenset[str], lenient_mode: bool) -> bool:
+    """Cross-setting rules; returns whether signatures are checked."""
+    if settings.default_language not in languages:
+        raise ConfigError(
+            "DEFAULT_LANGUAGE", f"{settings.default_language!r} is not one of {', '.join(sorted(languages))}"
+        )
+    validate = settings.twilio_validate_signature
+    if validate is None:
+        validate = not lenient_mode
+    if validate and not settings.twilio_auth_token:
+        raise ConfigError(
+            "TWILIO_AUTH_TOKEN",
+            "required while signature checks are on (or set TWILIO_VALIDATE_SIGNATURE=false)",
+        )
+    if settings.redis_url and settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
+        raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
+    return validate

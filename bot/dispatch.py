@@ -1,0 +1,116 @@
+"""The handler registry: steps that render prompts, and handlers keyed by button kind.
+
+As in python-telegram-bot, a handler has a check and a handle step; the first handler
+of a button's kind whose check passes wins, and an explicit fallback takes the rest
+(typed text nothing understood, stale or tampered buttons).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from .buttons import Button
+from .i18n import Catalogs, normalize
+from .replies import Reply
+
+if TYPE_CHECKING:
+    from .turn import Turn
+
+B = TypeVar("B", bound=Button)
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """Input that names no usable button. ``reason`` says why."""
+
+    reason: Literal["unrecognized", "stale", "invalid"]
+
+
+Action = Button | Unmatched
+Render = Callable[["Turn"], Reply]
+Handle = Callable[["Turn", B], Reply]
+Check = Callable[["Turn", B], bool]
+Fallback = Callable[["Turn", Unmatched], Reply]
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    handle: Handle
+    check: Check | None = None
+
+    def matches(self, turn: Turn, button: Button) -> bool:
+        return self.check is None or bool(self.check(turn, button))
+
+
+class Registry:
+    """Steps, handlers and keywords of the conversation, assembled once at start-up."""
+
+    def __init__(self, start_step: str) -> None:
+        self.start_step = start_step
+        self._steps: dict[str, Render] = {}
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._fallback: Fallback | None = None
+        self._keywords: list[tuple[str, Button]] = []
+        self.start_button: Button | None = None
+
+    # -- registration ---------------------------------------------------------------
+    def step(self, name: str) -> Callable[[Render], Render]:
+        def register(render: Render) -> Render:
+            if name in self._steps:
+                raise ValueError(f"step {name!r} registered twice")
+            self._steps[name] = render
+            return render
+
+        return register
+
+    def on(self, button_type: type[B], *, check: Check | None = None) -> Callable[[Handle], Handle]:
+        def register(handle: Handle) -> Handle:
+            self._handlers[button_type.kind].append(Handler(handle.__name__, handle, check))
+            return handle
+
+        return register
+
+    def fallback(self, handle: Fallback) -> Fallback:
+        self._fallback = handle
+        return handle
+
+    def keyword(self, words: str, button: Button) -> None:
+        """Typed words (a gettext msgid: comma-separated, translated per language) → a button."""
+        self._keywords.append((words, button))
+
+    def compile_keywords(self, catalogs: Catalogs) -> dict[str, Button]:
+        """Every keyword in every language, normalized; built once at start-up."""
+        compiled: dict[str, Button] = {}
+        for words, button in self._keywords:
+            for translator in catalogs.all():
+                for word in translator.gettext(words).split(","):
+                    if normalize(word):
+                        compiled.setdefault(normalize(word), button)
+        return compiled
+
+    def validate(self) -> None:
+        if self.start_step not in self._steps:
+            raise ValueError(f"start step {self.start_step!r} is not registered")
+        if self._fallback is None or self.start_button is None:
+            raise ValueError("the registry needs a fallback and a start button")
+
+    # -- use ------------------------------------------------------------------------
+    def has_step(self, name: str) -> bool:
+        return name in self._steps
+
+    def render(self, step: str, turn: Turn) -> Reply:
+        return self._steps[step](turn)
+
+    def dispatch(self, turn: Turn, action: Action) -> tuple[str, Reply]:
+        """The name of the handler that ran, and its reply."""
+        if isinstance(action, Button):
+            for handler in self._handlers.get(action.kind, ()):
+                if handler.matches(turn, action):
+                    return handler.name, handler.handle(turn, action)
+            action = Unmatched("invalid")
+        assert self._fallback is not None
+        return self._fallback.__name__, self._fallback(turn, action)

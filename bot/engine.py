@@ -1,0 +1,179 @@
+"""One tap, start to finish: load, resolve the action, dispatch, save and reply.
+
+Two Redis round trips when nothing collides: :meth:`SessionStore.load` and
+:meth:`SessionStore.commit`. When another tap from the same phone commits in between,
+the whole turn is replayed on the fresh state, so no update is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from .buttons import Button
+from .dispatch import Action, Registry, Unmatched
+from .errors import BadButtonId
+from .i18n import N_, Catalogs, normalize
+from .inbound import InboundMessage
+from .logs import mask_phone
+from .replies import render_text_only, render_twiml
+from .sessions import Session, migrate
+from .stats import Stats
+from .store import CommitStatus, SessionStore
+from .turn import Turn
+
+log = logging.getLogger(__name__)
+
+TROUBLE = N_("Sorry, we're having trouble right now. Please try again in a minute.")
+BUSY = N_("Sorry, that was a lot at once. Please try again.")
+RESTARTED = N_("Sorry, we had to start our conversation again.")
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """The TwiML to send back and what happened, for logs and counters."""
+
+    body: str
+    outcome: str  # ok, duplicate, stale, busy, redis_error
+    handler: str = ""
+    round_trips: int = 0
+    attempts: int = 0
+
+
+class Conversation:
+    """Runs taps against the store with the registered flows."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        flows: Registry,
+        catalogs: Catalogs,
+        stats: Stats,
+        *,
+        default_language: str,
+        clock: Callable[[], datetime],
+        max_attempts: int = 20,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
+        flows.validate()
+        self.store = store
+        self.flows = flows
+        self.catalogs = catalogs
+        self.stats = stats
+        self.default_language = default_language
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.pause = pause
+        self.keywords = flows.compile_keywords(catalogs)
+
+    def reply_to(self, message: InboundMessage, *, lang_param: str | None = None) -> TurnResult:
+        keys = self.store.keys(message.phone, message.message_sid)
+        language = self.catalogs.pick(lang_param) or self.default_language
+        round_trips = 0
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                snapshot = self.store.load(keys)
+                round_trips += 1
+                if snapshot.prior_reply is not None:
+                    return TurnResult(snapshot.prior_reply, "duplicate", "", round_trips, attempt)
+                data, migrated = migrate(snapshot.session, self.default_language)
+                language = self._language(lang_param, snapshot.profile_language, data)
+                turn = Turn(
+                    message=message,
+                    session=Session(data),
+                    t=self.catalogs.get(language),
+                    catalogs=self.catalogs,
+                    flows=self.flows,
+                    now=self.clock(),
+                )
+                outcome, handler, body = self._run(turn)
+                result = self.store.commit(
+                    keys,
+                    expected_rev=turn.session.rev,
+                    fields=turn.session.fields(),
+                    reply=body,
+                    profile_language=turn.profile_language,
+                )
+                round_trips += 1
+                if result.status is CommitStatus.OK:
+                    if migrated:
+                        self.stats.incr("migrations")
+                        log.info("migrated session of %s to the current layout", mask_phone(message.phone))
+                    return TurnResult(body, outcome, handler, round_trips, attempt)
+                if result.status is CommitStatus.DUPLICATE:
+                    return TurnResult(result.prior_reply or body, "duplicate", "", round_trips, attempt)
+                self.stats.incr("conflicts")
+                self.pause(random.uniform(0, min(0.02, 0.001 * 2**attempt)))
+        except redis.RedisError as exc:
+            log.warning("redis error for %s: %s: %s", mask_phone(message.phone), type(exc).__name__, exc)
+            body = render_text_only(self.catalogs.get(language).gettext(TROUBLE))
+            return TurnResult(body, "redis_error", "", round_trips)
+        log.warning("gave up on %s after %d conflicting attempts", mask_phone(message.phone), attempt)
+        body = render_text_only(self.catalogs.get(language).gettext(BUSY))
+        return TurnResult(body, "busy", "", round_trips, attempt)
+
+    def _language(self, lang_param: str | None, profile: str | None, data: dict[str, str]) -> str:
+        """``?lang`` → the customer's choice → the session's language → the default."""
+        for candidate in (lang_param, profile, data.get("language")):
+            code = self.catalogs.pick(candidate)
+            if code:
+                return code
+        return self.default_language
+
+    def _run(self, turn: Turn) -> tuple[str, str, str]:
+        """Outcome, handler name and rendered reply; mutates ``turn.session``."""
+        session = turn.session
+        if not session.is_new and not self.flows.has_step(session.step):
+            log.info("unknown step %r for %s: back to the start", session.step, mask_phone(turn.message.phone))
+            outcome, handler = "ok", "reset"
+            reply = turn.goto(self.flows.start_step).after(turn.t(RESTARTED))
+        else:
+            action = self._resolve(turn)
+            if session.is_new and isinstance(action, Unmatched):
+                action = self.flows.start_button
+            outcome = "stale" if isinstance(action, Unmatched) and action.reason != "unrecognized" else "ok"
+            handler, reply = self.flows.dispatch(turn, action)
+        session.language = turn.t.code
+        session.offered = [button.pack() for button in reply.options]
+        return outcome, handler, render_twiml(reply.text, [b.label(turn) for b in reply.options])
+
+    def _resolve(self, turn: Turn) -> Action:
+        """ButtonPayload, then ListId, then typed text: an option's number or title, a keyword."""
+        message = turn.message
+        for payload in (message.button_payload, message.list_id):
+            if payload:
+                return self._button(turn, payload)
+        text = normalize(message.body)
+        if not text:
+            return Unmatched("unrecognized")
+        offered = turn.session.offered
+        if text.isdigit():
+            number = int(text)
+            if 1 <= number <= len(offered):
+                return self._button(turn, offered[number - 1])
+            return Unmatched("unrecognized")
+        for packed in offered:
+            try:
+                button = Button.unpack(packed)
+            except BadButtonId:
+                continue
+            if normalize(button.label(turn)) == text:
+                return button
+        return self.keywords.get(text, Unmatched("unrecognized"))
+
+    @staticmethod
+    def _button(turn: Turn, payload: str) -> Action:
+        try:
+            button = Button.unpack(payload)
+        except BadButtonId as exc:
+            log.info("unusable button id (%s)", exc.reason)
+            return Unmatched("invalid")
+        if button.step_bound and payload not in turn.session.offered:
+            return Unmatched("stale")
+        return button

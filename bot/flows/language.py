@@ -1,0 +1,43 @@
+"""The language picker: the choice is kept in the customer's long-lived profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..buttons import Button, LabelContext
+from ..dispatch import Registry
+from ..replies import Reply
+from ..turn import Turn
+from .core import MENU, NavButton
+
+LANGUAGE = "language"
+
+
+@dataclass(frozen=True)
+class LanguageButton(Button, kind="lang", step_bound=False):
+    """Speak a language: ``lang1:es``. Named in that language (``Español``)."""
+
+    code: str
+
+    def label(self, ctx: LabelContext) -> str:
+        return ctx.catalogs.get(self.code).language_name
+
+
+def render_picker(turn: Turn) -> Reply:
+    options = tuple(LanguageButton(t.code) for t in turn.catalogs.all())
+    return Reply(turn.t("Which language would you like?"), options)
+
+
+def open_picker(turn: Turn, button: NavButton) -> Reply:
+    return turn.goto(LANGUAGE)
+
+
+def choose(turn: Turn, button: LanguageButton) -> Reply:
+    turn.set_language(button.code)
+    return turn.goto(MENU).after(turn.t("Done! I'll write to you in English from now on."))
+
+
+def register(registry: Registry) -> None:
+    registry.step(LANGUAGE)(render_picker)
+    registry.on(NavButton, check=lambda turn, b: b.to == LANGUAGE)(open_picker)
+    registry.on(LanguageButton, check=lambda turn, b: b.code in turn.catalogs.languages)(choose)

@@ -1,0 +1,107 @@
+"""The clients and long-lived objects of one app, built once in the factory.
+
+They live in ``app.extensions["tapbook"]`` and are reached through :func:`get_services`,
+never through module globals (the Flask-Limiter pattern).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .config import Settings
+from .engine import Conversation
+from .flows import build_registry
+from .i18n import Catalogs
+from .signature import SignatureCheck
+from .stats import Stats
+from .store import SessionStore
+
+EXTENSION = "tapbook"
+log = logging.getLogger(__name__)
+
+EMBEDDED_WARNING = """
+!!! REDIS_URL is not set: tapbook is running on an EMBEDDED IN-MEMORY store. !!!
+!!! State is NOT shared between processes and is LOST on restart.          !!!
+!!! Fine for trying the bot; set REDIS_URL for anything real.              !!!"""
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    embedded: bool
+    catalogs: Catalogs
+    stats: Stats
+    store: SessionStore
+    conversation: Conversation
+    signature: SignatureCheck
+    clock: Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_redis(settings: Settings) -> tuple[redis.Redis, bool]:
+    """The configured Redis, or an embedded fakeredis server when REDIS_URL is unset.
+
+    A refused or reset connection is retried once at once (a restarted Redis leaves dead
+    pooled connections behind); a timeout is never retried, so a tap never waits longer
+    than the socket timeout.
+    """
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True), True
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        health_check_interval=0,
+    )
+    return client, False
+
+
+def build_services(
+    settings: Settings, catalogs: Catalogs, *, signature_checks: bool, clock: Callable[[], datetime] | None
+) -> Services:
+    client, embedded = build_redis(settings)
+    if embedded:
+        log.warning(EMBEDDED_WARNING)
+    if not signature_checks:
+        log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
+    stats = Stats()
+    store = SessionStore(
+        client,
+        prefix=settings.redis_key_prefix,
+        session_ttl=settings.session_ttl_seconds,
+        profile_ttl=settings.profile_ttl_seconds,
+        dedupe_ttl=settings.dedupe_ttl_seconds,
+    )
+    clock = clock or utc_now
+    conversation = Conversation(
+        store, build_registry(), catalogs, stats, default_language=settings.default_language, clock=clock
+    )
+    signature = SignatureCheck(
+        settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
+    )
+    return Services(settings, client, embedded, catalogs, stats, store, conversation, signature, clock)
+
+
+def init_app(app: Flask, services: Services) -> None:
+    app.extensions[EXTENSION] = services
+
+
+def get_services(app: Flask | None = None) -> Services:
+    """The current app's services (like flaskr's ``get_db``)."""
+    return (app or current_app).extensions[EXTENSION]

@@ -1,0 +1,101 @@
+"""Fixtures: the app on fakeredis and on a real redis-server, and a signed test customer.
+
+Tests that take ``backend`` run twice, ``[fake]`` and ``[real]``. The real server is
+started on a free port when ``redis-server`` exists; otherwise those runs are skipped,
+unless TAPBOOK_REQUIRE_REAL_REDIS=1 (as on CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from bot import create_app, get_services
+from bot.config import Settings
+
+from .redis_server import RedisServer
+from .whatsapp import WhatsApp
+
+TOKEN = "test-auth-token"
+NOW = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
+REQUIRE_REAL = os.environ.get("TAPBOOK_REQUIRE_REAL_REDIS") == "1"
+
+
+def need_redis_server() -> None:
+    if RedisServer.binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if REQUIRE_REAL:
+            pytest.fail(message + " but TAPBOOK_REQUIRE_REAL_REDIS=1")
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting leaks in from the developer's shell or a .env in the checkout."""
+    for key in [*Settings.keys(), "FLASK_DEBUG"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    need_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server this test alone may stop and restart."""
+    need_redis_server()
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["fake", "real"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings selecting the store: the embedded fakeredis, or the real server (flushed)."""
+    if request.param == "fake":
+        return {}
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis.Redis.from_url(server.url).flushdb()
+    return {"REDIS_URL": server.url}
+
+
+def app_config(**overrides: Any) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_VALIDATE_SIGNATURE": True,
+        "CLOCK": lambda: NOW,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def app(backend: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(app_config(**backend))
+    yield app
+    get_services(app).redis.close()
+
+
+@pytest.fixture
+def db(app: Flask) -> redis.Redis:
+    """The Redis the app uses, for looking at what it stored."""
+    return get_services(app).redis
+
+
+@pytest.fixture
+def wa(app: Flask) -> WhatsApp:
+    return WhatsApp(app.test_client(), TOKEN)

@@ -1,0 +1,130 @@
+"""The conversation a customer has in this release: menu, help, language, typed input."""
+
+from __future__ import annotations
+
+import pytest
+
+from .whatsapp import WhatsApp
+
+
+def test_any_first_message_gets_a_greeting_and_the_menu(wa: WhatsApp) -> None:
+    answer = wa.send("good morning, can I book?")
+    assert answer.status == 200
+    assert answer.text.startswith("Hi Ana! 👋")
+    assert "What would you like to do?" in answer.text
+    assert answer.options == ["Language"]
+
+
+@pytest.mark.parametrize("word", ["hi", "Hello!", "MENU", "  menu  ", "hola", "Olá", "oi", "menú"])
+def test_greetings_and_menu_words_in_any_language_show_the_menu(wa: WhatsApp, word: str) -> None:
+    wa.send("hi")
+    wa.send("1")  # now on the language picker
+    answer = wa.send(word)
+    assert "What would you like to do?" in answer.text
+    assert answer.options == ["Language"]
+
+
+@pytest.mark.parametrize("word", ["help", "HELP", "ayuda", "ajuda"])
+def test_help_explains_how_to_answer(wa: WhatsApp, word: str) -> None:
+    wa.send("hi")
+    answer = wa.send(word)
+    assert "reply with the number of an option" in answer.text
+    assert answer.options == ["Language"]
+
+
+def test_typed_number_picks_the_offered_option(wa: WhatsApp) -> None:
+    wa.send("hi")
+    answer = wa.send("1")
+    assert answer.text.startswith("Which language would you like?")
+    assert answer.options == ["English", "Español", "Português"]
+
+
+@pytest.mark.parametrize("typed", ["language", "LANGUAGE", "Language."])
+def test_typed_title_picks_the_option_case_insensitively(wa: WhatsApp, typed: str) -> None:
+    wa.send("hi")
+    assert wa.send(typed).options == ["English", "Español", "Português"]
+
+
+def test_tapping_a_button_works_like_typing_its_number(wa: WhatsApp) -> None:
+    wa.send("hi")
+    answer = wa.tap("nav1:language", "Language")
+    assert answer.options == ["English", "Español", "Português"]
+
+
+def test_picking_espanol_answers_in_spanish_from_then_on(wa: WhatsApp) -> None:
+    wa.send("hi")
+    wa.send("1")
+    answer = wa.tap("lang1:es", "Español")
+    assert answer.text.startswith("¡Hecho! A partir de ahora te escribiré en español.")
+    assert "¿Qué te gustaría hacer?" in answer.text
+    assert answer.options == ["Idioma"]
+    later = wa.send("what?")
+    assert later.text.startswith("Perdona, no te he entendido.")
+    assert wa.send("idioma").text.startswith("¿En qué idioma")
+
+
+def test_portuguese_by_typed_number_and_title(wa: WhatsApp) -> None:
+    wa.send("hi")
+    wa.send("1")
+    answer = wa.send("3")
+    assert answer.text.startswith("Feito!")
+    assert answer.options == ["Idioma"]
+    assert wa.send("idioma").options == ["English", "Español", "Português"]
+    assert wa.send("english").text.startswith("Done! I'll write to you in English")
+
+
+@pytest.mark.parametrize("typed", ["7", "0", "banana", "", "🙂"])
+def test_unknown_input_resends_the_current_step_with_a_hint(wa: WhatsApp, typed: str) -> None:
+    wa.send("hi")
+    wa.send("1")
+    answer = wa.send(typed)
+    assert answer.text.startswith("Sorry, I didn't catch that.")
+    assert "Which language would you like?" in answer.text
+    assert answer.options == ["English", "Español", "Português"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "nope1:x",  # unknown kind
+        "lang7:es",  # a version this release never packed
+        "lang1:es:extra",  # wrong fields
+        "lang1:xx",  # a language we do not speak
+        "nav1:nowhere",
+        "x" * 129,  # longer than any ID we pack
+        "lang1:e s",
+    ],
+)
+def test_tampered_buttons_change_nothing_and_get_the_current_step_back(wa: WhatsApp, payload: str) -> None:
+    wa.send("hi")
+    wa.send("1")
+    answer = wa.tap(payload, "Whatever")
+    assert answer.status == 200
+    assert answer.text.startswith("That button belongs to an earlier message.")
+    assert answer.options == ["English", "Español", "Português"]
+    assert wa.send("2").text.startswith("¡Hecho!")  # still on the picker: nothing changed
+
+
+def test_a_media_message_without_text_gets_the_hint(wa: WhatsApp) -> None:
+    wa.send("hi")
+    form = wa.form("", NumMedia="1", MediaUrl0="https://api.twilio.com/x.jpg", MediaContentType0="image/jpeg")
+    answer = wa.post(form)
+    assert answer.text.startswith("Sorry, I didn't catch that.")
+
+
+def test_customers_do_not_share_conversations(app, wa: WhatsApp) -> None:
+    other = WhatsApp(app.test_client(), "test-auth-token", phone="+447700900123", name="Bob")
+    wa.send("hi")
+    wa.send("1")
+    wa.send("2")  # Ana picks Spanish
+    answer = other.send("hi")
+    assert answer.text.startswith("Hi Bob! 👋")
+    assert other.send("1").options == ["English", "Español", "Português"]
+    assert wa.send("menu").options == ["Idioma"]
+
+
+def test_profile_names_cannot_break_the_reply(app) -> None:
+    nasty = WhatsApp(app.test_client(), "test-auth-token", name="<b>&\x07Zoë</b>\n\n" + "x" * 80)
+    answer = nasty.send("hi")
+    assert answer.status == 200
+    assert answer.text.startswith("Hi <b>&Zoë</b> xxxx")

@@ -1,0 +1,63 @@
+"""The hot path's Redis budget: two round trips a tap, one for a retried delivery.
+
+Counted where they happen: every request redis-py writes to a socket.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis.connection
+from flask import Flask
+
+from bot import create_app, get_services
+
+from .conftest import TOKEN, app_config
+from .whatsapp import WhatsApp
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records each packed request sent (a pipeline is one), without changing what is sent."""
+    sent: list[object] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def recording(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
+    return sent
+
+
+@pytest.fixture
+def real_app(redis_server) -> Flask:  # type: ignore[no-untyped-def]
+    redis.Redis.from_url(redis_server.url).flushdb()
+    return create_app(app_config(REDIS_URL=redis_server.url))
+
+
+def test_each_tap_costs_two_round_trips(real_app: Flask, sends: list[object]) -> None:
+    wa = WhatsApp(real_app.test_client(), TOKEN)
+    wa.send("hi")  # connects and loads the script once
+    per_tap = []
+    for typed in ["1", "2", "idioma", "help", "menu", "banana"]:
+        before = len(sends)
+        assert wa.send(typed).status == 200
+        per_tap.append(len(sends) - before)
+    tap = wa.form("", ButtonPayload="nav1:language", ButtonText="Language", MessageType="button")
+    before = len(sends)
+    wa.post(tap)
+    per_tap.append(len(sends) - before)
+    assert per_tap == [2] * 7
+
+
+def test_a_retried_delivery_costs_one_and_a_forgery_none(real_app: Flask, sends: list[object]) -> None:
+    wa = WhatsApp(real_app.test_client(), TOKEN)
+    form = wa.form("hi")
+    wa.post(form)
+    before = len(sends)
+    wa.post(form)
+    assert len(sends) - before == 1
+    before = len(sends)
+    assert wa.post(wa.form("hi"), signature="forged").status == 403
+    assert len(sends) == before
+    assert get_services(real_app).stats.get("taps.duplicate") == 1
