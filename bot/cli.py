@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from xml.etree import ElementTree
 
@@ -44,9 +45,21 @@ def reply_texts(twiml: bytes) -> list[str]:
 @click.option("--phone", default="+15550001234", show_default=True, help="Your pretend WhatsApp number.")
 @click.option("--name", default="Alex", show_default=True, help="Your pretend WhatsApp profile name.")
 @click.option("--lang", default=None, help="Add ?lang=XX to the webhook URL, as a business number may.")
+@click.option("--verbose", is_flag=True, help="Also show the webhook's log line for each message.")
 @with_appcontext
-def chat(phone: str, name: str, lang: str | None) -> None:
+def chat(phone: str, name: str, lang: str | None, verbose: bool) -> None:
     """Chat with the bot: each line is sent as a signed Twilio webhook; numbers pick options."""
+    webhook_log = logging.getLogger("bot.webhook")
+    level = webhook_log.level
+    if not verbose:
+        webhook_log.setLevel(logging.WARNING)
+    try:
+        _converse(phone, name, lang)
+    finally:
+        webhook_log.setLevel(level)
+
+
+def _converse(phone: str, name: str, lang: str | None) -> None:
     services = get_services()
     base = services.settings.public_base_url or "http://localhost"
     path = "/webhook" + (f"?lang={lang}" if lang else "")

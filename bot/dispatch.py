@@ -105,12 +105,12 @@ class Registry:
     def render(self, step: str, turn: Turn) -> Reply:
         return self._steps[step](turn)
 
-    def dispatch(self, turn: Turn, action: Action) -> tuple[str, Reply]:
-        """The name of the handler that ran, and its reply."""
+    def dispatch(self, turn: Turn, action: Action) -> tuple[str, Reply, Unmatched | None]:
+        """The handler that ran, its reply, and what the fallback was given (None if no fallback)."""
         if isinstance(action, Button):
             for handler in self._handlers.get(action.kind, ()):
                 if handler.matches(turn, action):
-                    return handler.name, handler.handle(turn, action)
+                    return handler.name, handler.handle(turn, action), None
             action = Unmatched("invalid")
         assert self._fallback is not None
-        return self._fallback.__name__, self._fallback(turn, action)
+        return self._fallback.__name__, self._fallback(turn, action), action

@@ -137,8 +137,8 @@ class Conversation:
             action = self._resolve(turn)
             if session.is_new and isinstance(action, Unmatched):
                 action = self.flows.start_button
-            outcome = "stale" if isinstance(action, Unmatched) and action.reason != "unrecognized" else "ok"
-            handler, reply = self.flows.dispatch(turn, action)
+            handler, reply, unmatched = self.flows.dispatch(turn, action)
+            outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"
         session.language = turn.t.code
         session.offered = [button.pack() for button in reply.options]
         return outcome, handler, render_twiml(reply.text, [b.label(turn) for b in reply.options])

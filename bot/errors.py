@@ -41,21 +41,3 @@ class BadButtonId(TapbookError, ValueError):
         super().__init__(f"{reason}: {payload[:40]!r}")
         self.reason = reason
         self.payload = payload
-
-
-class TurnConflict(TapbookError):
-    """Another tap from the same phone committed first; the turn must be replayed."""
-
-    def __init__(self, phone: str, expected_rev: str) -> None:
-        super().__init__(f"session changed under us (expected rev {expected_rev!r})")
-        self.phone = phone
-        self.expected_rev = expected_rev
-
-
-class Busy(TapbookError):
-    """A phone's taps kept colliding; the customer is asked to try again."""
-
-    def __init__(self, phone: str, attempts: int) -> None:
-        super().__init__(f"gave up after {attempts} conflicting attempts")
-        self.phone = phone
-        self.attempts = attempts

@@ -128,3 +128,16 @@ def test_profile_names_cannot_break_the_reply(app) -> None:
     answer = nasty.send("hi")
     assert answer.status == 200
     assert answer.text.startswith("Hi <b>&Zoë</b> xxxx")
+
+
+def test_a_bug_costs_the_customer_an_apology_not_a_500(app, wa: WhatsApp, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    from bot import get_services
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(get_services(app).conversation, "reply_to", broken)
+    answer = wa.send("hi", path="/webhook?lang=pt")
+    assert (answer.status, answer.text) == (200, "Desculpe, algo correu mal do nosso lado. Tente novamente.")
+    assert "webhook failed" in caplog.text
+    assert get_services(app).stats.get("taps.error") == 1

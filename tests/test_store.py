@@ -1,0 +1,85 @@
+"""The storage contract, on fakeredis and on a real server: what one load and one commit promise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from bot.store import CommitStatus, SessionStore
+
+PHONE, SID, SID2 = "+34600111222", "SM" + "1" * 32, "SM" + "2" * 32
+
+
+@pytest.fixture
+def client(backend: dict[str, Any]) -> Iterator[redis.Redis]:
+    if "REDIS_URL" in backend:
+        client = redis.Redis.from_url(backend["REDIS_URL"], decode_responses=True)
+    else:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(client: redis.Redis) -> SessionStore:
+    return SessionStore(client, prefix="t", session_ttl=1800, profile_ttl=86_400, dedupe_ttl=172_800)
+
+
+def commit(store: SessionStore, sid: str, rev: str, reply: str, **fields: str) -> Any:
+    return store.commit(
+        store.keys(PHONE, sid),
+        expected_rev=rev,
+        fields={"rev": str(int(rev or 0) + 1), **fields},
+        reply=reply,
+        profile_language=fields.get("language"),
+    )
+
+
+def test_keys_share_the_phones_hash_tag(store: SessionStore) -> None:
+    keys = store.keys(PHONE, SID)
+    assert keys.session == "t:session:{+34600111222}"
+    assert keys.profile == "t:profile:{+34600111222}"
+    assert keys.message == "t:msg:{+34600111222}:" + SID
+
+
+def test_a_first_load_is_empty(store: SessionStore) -> None:
+    snapshot = store.load(store.keys(PHONE, SID))
+    assert (snapshot.prior_reply, snapshot.session, snapshot.profile_language) == (None, {}, None)
+
+
+def test_commit_saves_the_session_reply_and_profile_with_expiries(store: SessionStore, client: redis.Redis) -> None:
+    result = commit(store, SID, "", "<Response/>", step="menu", language="es")
+    assert result.status is CommitStatus.OK
+    snapshot = store.load(store.keys(PHONE, SID))
+    assert snapshot.prior_reply == "<Response/>"
+    assert snapshot.session == {"rev": "1", "step": "menu", "language": "es"}
+    assert snapshot.profile_language == "es"
+    keys = store.keys(PHONE, SID)
+    assert 1790 < client.ttl(keys.session) <= 1800
+    assert 86_300 < client.ttl(keys.profile) <= 86_400
+    assert 172_700 < client.ttl(keys.message) <= 172_800
+
+
+def test_commit_replaces_the_whole_hash(store: SessionStore) -> None:
+    commit(store, SID, "", "a", step="menu", extra="x")
+    commit(store, SID2, "1", "b", step="language")
+    assert store.load(store.keys(PHONE, SID2)).session == {"rev": "2", "step": "language"}
+
+
+def test_a_message_is_committed_once(store: SessionStore) -> None:
+    commit(store, SID, "", "first", step="menu")
+    again = commit(store, SID, "1", "second", step="other")
+    assert (again.status, again.prior_reply) == (CommitStatus.DUPLICATE, "first")
+    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+
+
+def test_a_stale_rev_is_a_conflict_and_writes_nothing(store: SessionStore, client: redis.Redis) -> None:
+    commit(store, SID, "", "first", step="menu")
+    lost = commit(store, SID2, "", "second", step="other")
+    assert lost.status is CommitStatus.CONFLICT
+    assert not client.exists(store.keys(PHONE, SID2).message)
+    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
