@@ -24,7 +24,8 @@ MAX_CONTENT_LENGTH = 64 * 1024
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``.env`` and the environment, then ``test_config``.
 
-    ``test_config`` may also carry ``CLOCK`` (a callable returning an aware datetime).
+    ``test_config`` may also carry ``CLOCK`` (a callable returning an aware datetime) and
+    ``CATALOG`` (a :class:`~bot.booking.catalog.Catalog` instead of the ``BOT_CATALOG`` file).
     Invalid settings raise :class:`~bot.errors.ConfigError` (a one-line ``SystemExit``).
     """
     app = Flask(__name__)
@@ -37,7 +38,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     signature_checks = check_consistency(settings, languages=catalogs.languages, lenient_mode=app.debug or app.testing)
     init_app(
         app,
-        build_services(settings, catalogs, signature_checks=signature_checks, clock=app.config.get("CLOCK")),
+        build_services(
+            settings,
+            catalogs,
+            signature_checks=signature_checks,
+            clock=app.config.get("CLOCK"),
+            catalog=app.config.get("CATALOG"),
+        ),
     )
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops

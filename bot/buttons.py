@@ -2,13 +2,16 @@
 
 Grammar (documented in the README)::
 
-    button-id = kind version *( ":" field )      ; at most 128 characters
-    kind      = 1*8 ( "a"-"z" )                  ; names the handler family
-    version   = 1*2 DIGIT                        ; bumped when the fields change
+    button-id = kind version [ "." turn ] *( ":" field )   ; at most 128 characters
+    kind      = 1*8 ( "a"-"z" )                          ; names the handler family
+    version   = 1*2 DIGIT                                ; bumped when the fields change
+    turn      = 1*4 ( DIGIT / "a"-"z" )                  ; which reply offered it
     field     = *64 ( ALPHA / DIGIT / "_" / "-" / "+" / "." )
 
-Examples: ``nav1:menu``, ``lang1:es``. A subclass declares its kind and fields, like
-aiogram's ``CallbackData``; ``pack()`` fails loudly on a value that would not round-trip.
+Examples: ``nav1.3:menu``, ``lang1.3:es``, ``svc1.4:cut``. A subclass declares its kind and
+fields, like aiogram's ``CallbackData``; ``pack()`` fails loudly on a value that would not
+round-trip. The turn code ties a button to the reply that offered it: the engine accepts a
+step-bound button only if the current step offered exactly that ID.
 """
 
 from __future__ import annotations
@@ -23,20 +26,24 @@ from .errors import BadButtonId
 MAX_ID_LENGTH = 128
 MAX_TITLE_LENGTH = 20
 SEPARATOR = ":"
-_HEAD = re.compile(r"([a-z]{1,8})([0-9]{1,2})")
+_HEAD = re.compile(r"([a-z]{1,8})([0-9]{1,2})(?:\.[0-9a-z]{1,4})?")
+_TURN = re.compile(r"[0-9a-z]{1,4}")
 _FIELD = re.compile(r"[A-Za-z0-9_+.\-]{0,64}")
 
 _KINDS: dict[str, type[Button]] = {}
 
 
 class LabelContext(Protocol):
-    """What a button needs to name itself: the customer's translator and the catalogs."""
+    """What a button needs to name itself: the customer's translator, the catalogs, the desk."""
 
     @property
     def t(self) -> Any: ...
 
     @property
     def catalogs(self) -> Any: ...
+
+    @property
+    def desk(self) -> Any: ...
 
 
 class Button:
@@ -67,8 +74,11 @@ class Button:
             cls._fields = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
         return cls._fields
 
-    def pack(self) -> str:
-        parts = [f"{self.kind}{self.version}"]
+    def pack(self, turn: str = "") -> str:
+        """The ID, carrying ``turn`` (the code of the reply that offers it) when given."""
+        if turn and not _TURN.fullmatch(turn):
+            raise ValueError(f"bad turn code {turn!r}")
+        parts = [f"{self.kind}{self.version}" + (f".{turn}" if turn else "")]
         for name, _ in self._field_types():
             value = str(getattr(self, name))
             if not _FIELD.fullmatch(value):
@@ -104,6 +114,12 @@ class Button:
     def label(self, ctx: LabelContext) -> str:
         """The button's title in the customer's language (≤ 20 characters)."""
         raise NotImplementedError
+
+
+def without_turn(payload: str) -> str:
+    """``svc1.4:cut`` → ``svc1:cut``: what the button does, whichever reply offered it."""
+    head, sep, rest = payload.partition(SEPARATOR)
+    return head.partition(".")[0] + sep + rest
 
 
 def known_kinds() -> dict[str, type[Button]]:

@@ -153,6 +153,9 @@ class Settings:
         2 * _DAY, _number(int, 60, 7 * _DAY), "How long a MessageSid is remembered to drop retries."
     )
     default_language: str = _setting("en", _language, "Language when nothing else decides it.")
+    bot_catalog: str | None = _setting(
+        None, _optional_text, "Path of the business's catalog (TOML). Unset: the sample salon."
+    )
     log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod

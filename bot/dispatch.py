@@ -52,17 +52,22 @@ class Registry:
     def __init__(self, start_step: str) -> None:
         self.start_step = start_step
         self._steps: dict[str, Render] = {}
+        self._back: dict[str, str | Render] = {}
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._fallback: Fallback | None = None
         self._keywords: list[tuple[str, Button]] = []
         self.start_button: Button | None = None
 
     # -- registration ---------------------------------------------------------------
-    def step(self, name: str) -> Callable[[Render], Render]:
+    def step(self, name: str, *, back: str | Render | None = None) -> Callable[[Render], Render]:
+        """Register a step's prompt; ``back`` is where "back" leads: a step, or a handler."""
+
         def register(render: Render) -> Render:
             if name in self._steps:
                 raise ValueError(f"step {name!r} registered twice")
             self._steps[name] = render
+            if back is not None:
+                self._back[name] = back
             return render
 
         return register
@@ -104,6 +109,11 @@ class Registry:
 
     def render(self, step: str, turn: Turn) -> Reply:
         return self._steps[step](turn)
+
+    def go_back(self, turn: Turn) -> Reply:
+        """One screen back from the current step (the start step has nowhere further to go)."""
+        target = self._back.get(turn.session.step, self.start_step)
+        return target(turn) if callable(target) else turn.goto(target)
 
     def dispatch(self, turn: Turn, action: Action) -> tuple[str, Reply, Unmatched | None]:
         """The handler that ran, its reply, and what the fallback was given (None if no fallback)."""

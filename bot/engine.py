@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis
 
-from .buttons import Button
+from .buttons import Button, without_turn
 from .dispatch import Action, Registry, Unmatched
 from .errors import BadButtonId
 from .i18n import N_, Catalogs, normalize
@@ -56,6 +57,7 @@ class Conversation:
         catalogs: Catalogs,
         stats: Stats,
         *,
+        desk: Any,
         default_language: str,
         clock: Callable[[], datetime],
         max_attempts: int = 20,
@@ -66,6 +68,7 @@ class Conversation:
         self.flows = flows
         self.catalogs = catalogs
         self.stats = stats
+        self.desk = desk
         self.default_language = default_language
         self.clock = clock
         self.max_attempts = max_attempts
@@ -91,8 +94,10 @@ class Conversation:
                     catalogs=self.catalogs,
                     flows=self.flows,
                     now=self.clock(),
+                    desk=self.desk,
                 )
                 outcome, handler, body = self._run(turn)
+                round_trips += turn.trips
                 result = self.store.commit(
                     keys,
                     expected_rev=turn.session.rev,
@@ -134,13 +139,17 @@ class Conversation:
             outcome, handler = "ok", "reset"
             reply = turn.goto(self.flows.start_step).after(turn.t(RESTARTED))
         else:
+            if session.is_new:
+                session.step = self.flows.start_step
             action = self._resolve(turn)
-            if session.is_new and isinstance(action, Unmatched):
+            if session.is_new and action == Unmatched("unrecognized"):
                 action = self.flows.start_button
             handler, reply, unmatched = self.flows.dispatch(turn, action)
             outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"
         session.language = turn.t.code
-        session.offered = [button.pack() for button in reply.options]
+        if [b.pack() for b in reply.options] != [without_turn(p) for p in session.offered]:
+            session.next_turn()  # new options: buttons of earlier messages stop working
+        session.offered = [button.pack(session.turn) for button in reply.options]
         return outcome, handler, render_twiml(reply.text, [b.label(turn) for b in reply.options])
 
     def _resolve(self, turn: Turn) -> Action:

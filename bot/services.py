@@ -16,6 +16,9 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .booking.catalog import SAMPLE_CATALOG, Catalog, load_catalog
+from .booking.desk import BookingDesk
+from .booking.store import BookingStore
 from .config import Settings
 from .engine import Conversation
 from .flows import build_registry
@@ -39,8 +42,10 @@ class Services:
     redis: redis.Redis
     embedded: bool
     catalogs: Catalogs
+    catalog: Catalog
     stats: Stats
     store: SessionStore
+    desk: BookingDesk
     conversation: Conversation
     signature: SignatureCheck
     clock: Callable[[], datetime]
@@ -73,8 +78,15 @@ def build_redis(settings: Settings) -> tuple[redis.Redis, bool]:
 
 
 def build_services(
-    settings: Settings, catalogs: Catalogs, *, signature_checks: bool, clock: Callable[[], datetime] | None
+    settings: Settings,
+    catalogs: Catalogs,
+    *,
+    signature_checks: bool,
+    clock: Callable[[], datetime] | None,
+    catalog: Catalog | None = None,
 ) -> Services:
+    """Everything a request needs, built once. ``catalog`` (tests) replaces ``BOT_CATALOG``."""
+    catalog = catalog or load_catalog(settings.bot_catalog or SAMPLE_CATALOG, languages=catalogs.languages)
     client, embedded = build_redis(settings)
     if embedded:
         log.warning(EMBEDDED_WARNING)
@@ -89,13 +101,14 @@ def build_services(
         dedupe_ttl=settings.dedupe_ttl_seconds,
     )
     clock = clock or utc_now
+    desk = BookingDesk(catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id))
     conversation = Conversation(
-        store, build_registry(), catalogs, stats, default_language=settings.default_language, clock=clock
+        store, build_registry(), catalogs, stats, desk=desk, default_language=settings.default_language, clock=clock
     )
     signature = SignatureCheck(
         settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
     )
-    return Services(settings, client, embedded, catalogs, stats, store, conversation, signature, clock)
+    return Services(settings, client, embedded, catalogs, catalog, stats, store, desk, conversation, signature, clock)
 
 
 def init_app(app: Flask, services: Services) -> None:

@@ -1,8 +1,9 @@
 """A customer's conversation state (one Redis hash) and the upgrades of older layouts.
 
 Fields: ``v`` schema version, ``rev`` write counter (optimistic versioning), ``language``,
-``step``, ``opts`` (the button IDs offered by the last reply, space-separated); flows add
-their own. Fields this release does not know are kept as they are.
+``step``, ``opts`` (the button IDs offered by the last reply, space-separated), ``turn``
+(the turn code those IDs carry); flows add their own. Fields this release does not know
+are kept as they are.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ class Session:
     @language.setter
     def language(self, code: str) -> None:
         self._data["language"] = code
+
+    @property
+    def turn(self) -> str:
+        """The code carried by the buttons of the last reply (base 36, wraps at 4 digits)."""
+        return self._data.get("turn", "0")
+
+    def next_turn(self) -> str:
+        value = (int(self.turn, 36) + 1) % 36**4 if self.turn.isalnum() else 1
+        digits = ""
+        while True:
+            value, digit = divmod(value, 36)
+            digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+            if not value:
+                break
+        self._data["turn"] = digits
+        return digits
 
     @property
     def offered(self) -> list[str]:

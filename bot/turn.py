@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .i18n import Catalogs, Translator
 from .inbound import InboundMessage
@@ -23,8 +23,12 @@ class Turn:
     catalogs: Catalogs
     flows: Registry
     now: datetime
+    #: the booking desk (catalog, slots, bookings); see bot.booking.desk
+    desk: Any = None
     #: set when the customer picks a language: kept in their long-lived profile
     profile_language: str | None = field(default=None)
+    #: Redis round trips the handlers made beyond the engine's load and commit
+    trips: int = 0
 
     def goto(self, step: str) -> Reply:
         """Move to ``step`` and return its prompt."""

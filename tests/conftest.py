@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,27 @@ from flask import Flask
 from bot import create_app, get_services
 from bot.config import Settings
 
+from .catalogs import salon
 from .redis_server import RedisServer
 from .whatsapp import WhatsApp
 
 TOKEN = "test-auth-token"
-NOW = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)  # Wed 14 Jan 2026, 10:00 in Madrid
+
+
+class Clock:
+    """The app's clock in tests: stands still until a test moves it."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 REQUIRE_REAL = os.environ.get("TAPBOOK_REQUIRE_REAL_REDIS") == "1"
 
 
@@ -78,7 +94,8 @@ def app_config(**overrides: Any) -> dict[str, Any]:
         "TESTING": True,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_VALIDATE_SIGNATURE": True,
-        "CLOCK": lambda: NOW,
+        "CLOCK": Clock(),
+        "CATALOG": salon(),
         **overrides,
     }
 

@@ -7,18 +7,23 @@ from bot import create_app
 from .conftest import app_config
 
 
-def test_chat_talks_to_the_bot_through_the_signed_webhook() -> None:
+def test_chat_books_views_and_cancels_through_the_signed_webhook() -> None:
     app = create_app(app_config())
-    result = app.test_cli_runner().invoke(args=["chat", "--name", "Ana"], input="hi\n1\n2\nhola\n")
+    typed = "hi\n1\n1\n1\n1\n1\n2\n1\n2\n1\n"  # book the first time, then My bookings → cancel it
+    result = app.test_cli_runner().invoke(args=["chat", "--name", "Ana"], input=typed)
     assert result.exit_code == 0, result.output
-    assert "bot> Hi Ana! 👋" in result.output
-    assert "1. Language" in result.output
-    assert "2. Español" in result.output
-    assert "¡Hecho! A partir de ahora te escribiré en español." in result.output
-    assert "[403]" not in result.output
+    out = result.output
+    assert "bot> Hi Ana! 👋" in out
+    assert "1. Book" in out and "2. My bookings" in out and "3. Language" in out
+    assert "1. Wed 14 Jan" in out
+    assert "Please check your booking:" in out and "Wed 14 Jan, 12:00–12:30" in out
+    assert "Booked! ✅ Haircut, Wed 14 Jan, 12:00–12:30." in out
+    assert "Your booking is cancelled: Haircut, Wed 14 Jan, 12:00–12:30" in out
+    assert "[403]" not in out
 
 
 def test_chat_can_pose_as_a_spanish_business_number() -> None:
     app = create_app(app_config())
     result = app.test_cli_runner().invoke(args=["chat", "--lang", "es"], input="hi\n")
     assert "bot> ¡Hola, Alex! 👋" in result.output
+    assert "1. Reservar" in result.output

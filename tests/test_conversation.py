@@ -12,16 +12,16 @@ def test_any_first_message_gets_a_greeting_and_the_menu(wa: WhatsApp) -> None:
     assert answer.status == 200
     assert answer.text.startswith("Hi Ana! 👋")
     assert "What would you like to do?" in answer.text
-    assert answer.options == ["Language"]
+    assert answer.options == ["Book", "My bookings", "Language"]
 
 
 @pytest.mark.parametrize("word", ["hi", "Hello!", "MENU", "  menu  ", "hola", "Olá", "oi", "menú"])
 def test_greetings_and_menu_words_in_any_language_show_the_menu(wa: WhatsApp, word: str) -> None:
     wa.send("hi")
-    wa.send("1")  # now on the language picker
+    wa.send("3")  # now on the language picker
     answer = wa.send(word)
     assert "What would you like to do?" in answer.text
-    assert answer.options == ["Language"]
+    assert answer.options == ["Book", "My bookings", "Language"]
 
 
 @pytest.mark.parametrize("word", ["help", "HELP", "ayuda", "ajuda"])
@@ -29,12 +29,12 @@ def test_help_explains_how_to_answer(wa: WhatsApp, word: str) -> None:
     wa.send("hi")
     answer = wa.send(word)
     assert "reply with the number of an option" in answer.text
-    assert answer.options == ["Language"]
+    assert answer.options == ["Book", "My bookings", "Language"]
 
 
 def test_typed_number_picks_the_offered_option(wa: WhatsApp) -> None:
     wa.send("hi")
-    answer = wa.send("1")
+    answer = wa.send("3")
     assert answer.text.startswith("Which language would you like?")
     assert answer.options == ["English", "Español", "Português"]
 
@@ -53,11 +53,11 @@ def test_tapping_a_button_works_like_typing_its_number(wa: WhatsApp) -> None:
 
 def test_picking_espanol_answers_in_spanish_from_then_on(wa: WhatsApp) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     answer = wa.tap("lang1:es", "Español")
     assert answer.text.startswith("¡Hecho! A partir de ahora te escribiré en español.")
     assert "¿Qué te gustaría hacer?" in answer.text
-    assert answer.options == ["Idioma"]
+    assert answer.options == ["Reservar", "Mis reservas", "Idioma"]
     later = wa.send("what?")
     assert later.text.startswith("Perdona, no te he entendido.")
     assert wa.send("idioma").text.startswith("¿En qué idioma")
@@ -65,10 +65,10 @@ def test_picking_espanol_answers_in_spanish_from_then_on(wa: WhatsApp) -> None:
 
 def test_portuguese_by_typed_number_and_title(wa: WhatsApp) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     answer = wa.send("3")
     assert answer.text.startswith("Feito!")
-    assert answer.options == ["Idioma"]
+    assert answer.options == ["Marcar", "As minhas marcações", "Idioma"]
     assert wa.send("idioma").options == ["English", "Español", "Português"]
     assert wa.send("english").text.startswith("Done! I'll write to you in English")
 
@@ -76,7 +76,7 @@ def test_portuguese_by_typed_number_and_title(wa: WhatsApp) -> None:
 @pytest.mark.parametrize("typed", ["7", "0", "banana", "", "🙂"])
 def test_unknown_input_resends_the_current_step_with_a_hint(wa: WhatsApp, typed: str) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     answer = wa.send(typed)
     assert answer.text.startswith("Sorry, I didn't catch that.")
     assert "Which language would you like?" in answer.text
@@ -97,10 +97,10 @@ def test_unknown_input_resends_the_current_step_with_a_hint(wa: WhatsApp, typed:
 )
 def test_tampered_buttons_change_nothing_and_get_the_current_step_back(wa: WhatsApp, payload: str) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     answer = wa.tap(payload, "Whatever")
     assert answer.status == 200
-    assert answer.text.startswith("That button belongs to an earlier message.")
+    assert answer.text.startswith("That menu is out of date.")
     assert answer.options == ["English", "Español", "Português"]
     assert wa.send("2").text.startswith("¡Hecho!")  # still on the picker: nothing changed
 
@@ -115,12 +115,12 @@ def test_a_media_message_without_text_gets_the_hint(wa: WhatsApp) -> None:
 def test_customers_do_not_share_conversations(app, wa: WhatsApp) -> None:
     other = WhatsApp(app.test_client(), "test-auth-token", phone="+447700900123", name="Bob")
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     wa.send("2")  # Ana picks Spanish
     answer = other.send("hi")
     assert answer.text.startswith("Hi Bob! 👋")
-    assert other.send("1").options == ["English", "Español", "Português"]
-    assert wa.send("menu").options == ["Idioma"]
+    assert other.send("3").options == ["English", "Español", "Português"]
+    assert wa.send("menu").options == ["Reservar", "Mis reservas", "Idioma"]
 
 
 def test_profile_names_cannot_break_the_reply(app) -> None:

@@ -30,11 +30,11 @@ def test_disconnected_store_gets_the_polite_reply_and_recovers(fake_app: Flask) 
     wa.send("hi")
     server = get_services(fake_app).redis.connection_pool.connection_kwargs["server"]
     server.connected = False
-    answer = wa.send("1")
+    answer = wa.send("3")
     assert (answer.status, answer.text, answer.options) == (200, POLITE, [])
     assert get_services(fake_app).stats.get("taps.redis_error") == 1
     server.connected = True
-    assert wa.send("1").text.startswith("Which language would you like?")
+    assert wa.send("3").text.startswith("Which language would you like?")
 
 
 def test_the_polite_reply_speaks_the_numbers_language(fake_app: Flask) -> None:
@@ -57,12 +57,12 @@ def test_a_stopped_server_gets_the_polite_reply_then_service_resumes(
     wa.send("hi")
     own_redis_server.stop()
     started = time.monotonic()
-    answer = wa.send("1")
+    answer = wa.send("3")
     assert (answer.status, answer.text) == (200, POLITE)
     assert time.monotonic() - started < 2  # refused at once, not after retries
     own_redis_server.start()  # same port; this server keeps no data, so she starts over
     assert wa.send("hi").text.startswith("Hi Ana!")
-    assert wa.send("1").text.startswith("Which language would you like?")
+    assert wa.send("3").text.startswith("Which language would you like?")
 
 
 def test_a_hung_server_costs_a_tap_no_more_than_the_socket_timeout(
@@ -75,12 +75,12 @@ def test_a_hung_server_costs_a_tap_no_more_than_the_socket_timeout(
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        answer = wa.send("1")
+        answer = wa.send("3")
         elapsed = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
     assert (answer.status, answer.text) == (200, POLITE)
     assert elapsed < 1.5  # one 0.3 s socket timeout, never retried
-    assert wa.send("1").text.startswith("Which language would you like?")
+    assert wa.send("3").text.startswith("Which language would you like?")
     db = get_services(real_app).redis
     assert db.hget(SESSION, "step") == "language"

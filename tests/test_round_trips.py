@@ -39,7 +39,7 @@ def test_each_tap_costs_two_round_trips(real_app: Flask, sends: list[object]) ->
     wa = WhatsApp(real_app.test_client(), TOKEN)
     wa.send("hi")  # connects and loads the script once
     per_tap = []
-    for typed in ["1", "2", "idioma", "help", "menu", "banana"]:
+    for typed in ["3", "2", "idioma", "help", "menu", "banana"]:
         before = len(sends)
         assert wa.send(typed).status == 200
         per_tap.append(len(sends) - before)

@@ -26,14 +26,14 @@ def test_one_hash_per_phone_with_version_language_and_step(wa: WhatsApp, db: red
     assert session["v"] == str(CURRENT_VERSION)
     assert session["language"] == "en"
     assert session["step"] == "menu"
-    assert session["opts"] == "nav1:language"
+    assert session["opts"] == "nav1.1:book nav1.1:bookings nav1.1:language"
     assert 1790 <= db.ttl(SESSION) <= 1800
 
 
 def test_every_write_slides_the_expiry(wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
     db.expire(SESSION, 5)  # as if the customer had gone quiet for almost 30 minutes
-    wa.send("1")
+    wa.send("3")
     assert 1790 <= db.ttl(SESSION) <= 1800
 
 
@@ -61,7 +61,7 @@ def test_a_retried_delivery_gets_the_first_reply_and_changes_nothing(wa: WhatsAp
 def test_an_old_message_retried_after_newer_ones_still_gets_its_own_reply(app: Flask, wa: WhatsApp) -> None:
     first = wa.form("hi")
     answer = wa.post(first)
-    wa.send("1")
+    wa.send("3")
     wa.send("2")  # Spanish now
     assert wa.post(first).body == answer.body  # the English greeting it got back then
     assert get_services(app).stats.get("taps.duplicate") == 1
@@ -70,7 +70,7 @@ def test_an_old_message_retried_after_newer_ones_still_gets_its_own_reply(app: F
 def test_concurrent_duplicates_change_state_once(app: Flask, db: redis.Redis) -> None:
     wa = WhatsApp(app.test_client(), TOKEN)
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     form = wa.form("2")  # pick Español, delivered 8 times at once
     answers = run_together(8, lambda i: WhatsApp(app.test_client(), TOKEN).post(form))
     assert len({a.body for a in answers}) == 1
@@ -130,7 +130,7 @@ def test_language_param_wins_and_is_stored_in_the_session(wa: WhatsApp, db: redi
 
 def test_language_param_beats_the_customers_choice(wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     wa.send("3")  # Português
     assert wa.send("menu", path="/webhook?lang=es").text.startswith("¿Qué te gustaría hacer?")
     assert db.hget(PROFILE, "language") == "pt"
@@ -144,7 +144,7 @@ def test_an_unsupported_or_regional_param_falls_back_sensibly(wa: WhatsApp) -> N
 
 def test_the_choice_outlives_the_session(wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
-    wa.send("1")
+    wa.send("3")
     wa.send("2")
     db.delete(SESSION)  # 30 quiet minutes later the session has expired
     answer = wa.send("hello again")
@@ -198,5 +198,5 @@ def test_an_unknown_step_resets_politely_to_the_menu(wa: WhatsApp, db: redis.Red
     answer = wa.send("1")
     assert answer.status == 200
     assert answer.text.startswith("Sorry, we had to start our conversation again.")
-    assert answer.options == ["Language"]
+    assert answer.options == ["Book", "My bookings", "Language"]
     assert db.hget(SESSION, "step") == "menu"

@@ -22,6 +22,10 @@ class Answer:
     text: str = ""
     options: list[str] = field(default_factory=list)
 
+    def number(self, title: str) -> str:
+        """What to type to pick the option titled ``title``."""
+        return str(self.options.index(title) + 1)
+
     @classmethod
     def parse(cls, status: int, body: bytes) -> Answer:
         raw = body.decode()
@@ -63,6 +67,10 @@ class WhatsApp:
 
     def send(self, text: str, *, path: str = "/webhook") -> Answer:
         return self.post(self.form(text), path=path)
+
+    def choose(self, answer: Answer, title: str) -> Answer:
+        """Type the number of the option titled ``title`` in ``answer``."""
+        return self.send(answer.number(title))
 
     def tap(self, button_id: str, title: str = "", *, path: str = "/webhook") -> Answer:
         form = self.form(title, ButtonPayload=button_id, ButtonText=title, MessageType="button")

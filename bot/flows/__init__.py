@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..dispatch import Registry
-from . import core, language
+from . import booking, core, language, manage
 
-MODULES = (core, language)
+MODULES = (core, language, booking, manage)
 
 
 def build_registry() -> Registry:

@@ -1,4 +1,4 @@
-"""The main menu, help, keywords, and the fallback for input nothing understood."""
+"""The main menu, help, back, keywords, and the fallback for input nothing understood."""
 
 from __future__ import annotations
 
@@ -9,15 +9,23 @@ from ..dispatch import Registry, Unmatched
 from ..i18n import N_
 from ..replies import Reply
 from ..turn import Turn
+from .state import end_flow
 
 MENU = "menu"
 
-_NAV_TITLES = {"menu": N_("Menu"), "help": N_("Help"), "language": N_("Language")}
+_NAV_TITLES = {
+    "menu": N_("Menu"),
+    "help": N_("Help"),
+    "back": N_("Back"),
+    "book": N_("Book"),
+    "bookings": N_("My bookings"),
+    "language": N_("Language"),
+}
 
 
 @dataclass(frozen=True)
 class NavButton(Button, kind="nav", step_bound=False):
-    """Go somewhere: ``nav1:menu``, ``nav1:help``, ``nav1:language``. Valid from any message."""
+    """Go somewhere: ``nav1.3:menu``, ``nav1.3:book``, ``nav1.3:back``. Valid from any message."""
 
     to: str
 
@@ -26,25 +34,40 @@ class NavButton(Button, kind="nav", step_bound=False):
 
 
 def render_menu(turn: Turn) -> Reply:
-    return Reply(turn.t("What would you like to do?"), (NavButton("language"),))
+    options = (NavButton("book"), NavButton("bookings"), NavButton("language"))
+    return Reply(turn.t("What would you like to do?"), options)
 
 
 def go_menu(turn: Turn, button: NavButton) -> Reply:
+    end_flow(turn)
     reply = turn.goto(MENU)
     if button.to == "help":
         return reply.after(
-            turn.t("Tap a button, or reply with the number of an option. Send “menu” at any time to start again.")
+            turn.t(
+                "Tap a button, or reply with the number of an option. "
+                "Send “menu” at any time to start again, or “back” to go one step back."
+            )
         )
     if button.to == "menu" and turn.session.is_new:
         name = turn.customer_name
-        return reply.after(turn.t("Hi {name}! 👋").format(name=name) if name else turn.t("Hi! 👋"))
+        greeting = turn.t("Hi {name}! 👋").format(name=name) if name else turn.t("Hi! 👋")
+        return reply.after(greeting, turn.t("Welcome to {business}.").format(business=turn.desk.business.name))
     return reply
+
+
+def go_back(turn: Turn, button: NavButton) -> Reply:
+    """Back one page of a long list, else back one step."""
+    page = turn.session.get("page", "0")
+    if page.isdigit() and int(page) > 0:
+        turn.session.set("page", str(int(page) - 1))
+        return turn.current()
+    return turn.flows.go_back(turn)
 
 
 HINTS = {
     "unrecognized": N_("Sorry, I didn't catch that. Please tap an option or reply with its number."),
-    "stale": N_("That button belongs to an earlier message. Here is where we are now:"),
-    "invalid": N_("That button belongs to an earlier message. Here is where we are now:"),
+    "stale": N_("That menu is out of date. Here is where we are now:"),
+    "invalid": N_("That menu is out of date. Here is where we are now:"),
 }
 
 
@@ -56,9 +79,13 @@ def resend_current_step(turn: Turn, unmatched: Unmatched) -> Reply:
 def register(registry: Registry) -> None:
     registry.step(MENU)(render_menu)
     registry.on(NavButton, check=lambda turn, b: b.to in ("menu", "help"))(go_menu)
+    registry.on(NavButton, check=lambda turn, b: b.to == "back")(go_back)
     registry.fallback(resend_current_step)
     registry.start_button = NavButton("menu")
     registry.keyword(N_("menu, start"), NavButton("menu"))
     registry.keyword(N_("hi, hello, hey"), NavButton("menu"))
     registry.keyword(N_("help"), NavButton("help"))
+    registry.keyword(N_("back"), NavButton("back"))
     registry.keyword(N_("language"), NavButton("language"))
+    registry.keyword(N_("book"), NavButton("book"))
+    registry.keyword(N_("my bookings, bookings"), NavButton("bookings"))

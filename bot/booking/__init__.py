@@ -1,0 +1,1 @@
+"""Booking: the business's catalog and the times it can offer."""

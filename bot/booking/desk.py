@@ -1,0 +1,198 @@
+"""The booking desk: what the conversation asks of the catalog, the slot rules and the store.
+
+Listings are advice computed from one read; every write goes through one store script
+that re-checks the rules. Each method counts its Redis round trips on the turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .catalog import Catalog, Service
+from .slots import day_starts, free_starts, occupancy, open_dates
+from .store import BookingStore, Occupancy, Outcome
+
+if TYPE_CHECKING:
+    from ..turn import Turn
+
+REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no I, L, O, 0, 1: easy to read out
+
+
+@dataclass(frozen=True)
+class Booking:
+    ref: str
+    phone: str
+    service_id: str
+    start: datetime
+    end: datetime
+    status: str  # confirmed, cancelled, rescheduled
+    name: str = ""
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Booking:
+        return cls(
+            ref=data["ref"],
+            phone=data["phone"],
+            service_id=data["service"],
+            start=datetime.fromtimestamp(int(data["start"]), UTC),
+            end=datetime.fromtimestamp(int(data["end"]), UTC),
+            status=data.get("status", ""),
+            name=data.get("name", ""),
+        )
+
+
+def epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def hold_token(message_sid: str) -> str:
+    """The hold a message places: the same for a retry or a replay of that message."""
+    return hashlib.blake2s(message_sid.encode(), digest_size=8).hexdigest()
+
+
+def booking_ref(token: str, attempt: int) -> str:
+    """A short reference read out on the phone, e.g. ``K7Q2MX``; the same for a hold's replays."""
+    number = int.from_bytes(hashlib.blake2s(f"{token}:{attempt}".encode(), digest_size=8).digest())
+    chars = []
+    for _ in range(6):
+        number, index = divmod(number, len(REF_ALPHABET))
+        chars.append(REF_ALPHABET[index])
+    return "".join(chars)
+
+
+class BookingDesk:
+    def __init__(self, catalog: Catalog, store: BookingStore) -> None:
+        self.catalog = catalog
+        self.business = catalog.business
+        self.store = store
+
+    def local_day(self, at: datetime) -> date:
+        return at.astimezone(self.business.timezone).date()
+
+    # -- advice ---------------------------------------------------------------------
+    def _occupancy(self, turn: Turn, service: Service, days: list[date]) -> Occupancy:
+        wanted = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+        turn.trips += 1
+        return self.store.occupancy(service.resource, wanted)
+
+    def free_days(self, turn: Turn, service: Service, *, skip: frozenset[str] = frozenset()) -> list[date]:
+        """Open days with at least one free time for ``service``."""
+        days = open_dates(self.business, turn.now)
+        if not days:
+            return []
+        taken = self._occupancy(turn, service, days).intervals(skip=skip)
+        return [d for d in days if free_starts(self.business, service, d, turn.now, taken)]
+
+    def free_times(
+        self, turn: Turn, service: Service, day: date, *, skip: frozenset[str] = frozenset()
+    ) -> list[datetime]:
+        taken = self._occupancy(turn, service, [day]).intervals(skip=skip)
+        return free_starts(self.business, service, day, turn.now, taken)
+
+    def nearest(
+        self, turn: Turn, service: Service, at: datetime, *, skip: frozenset[str] = frozenset(), count: int = 5
+    ) -> list[datetime]:
+        """The free times closest to ``at`` (before or after), in time order."""
+        days = open_dates(self.business, turn.now)
+        if not days:
+            return []
+        taken = self._occupancy(turn, service, days).intervals(skip=skip)
+        times = [t for d in days for t in free_starts(self.business, service, d, turn.now, taken)]
+        return sorted(sorted(times, key=lambda t: abs(t - at))[:count])
+
+    def is_offerable(self, turn: Turn, service: Service, at: datetime) -> bool:
+        """Whether ``at`` is a start the rules allow now (hours, grid, DST, notice, horizon)."""
+        return at in day_starts(self.business, service, self.local_day(at), turn.now)
+
+    # -- actions --------------------------------------------------------------------
+    def hold(
+        self,
+        turn: Turn,
+        service: Service,
+        at: datetime,
+        *,
+        token: str,
+        release: tuple[date, str] | None,
+        exclude: str = "",
+    ) -> Outcome:
+        turn.trips += 1
+        return self.store.hold(
+            resource=service.resource,
+            day=self.local_day(at),
+            token=token,
+            interval=occupancy(service, at),
+            capacity=service.capacity,
+            hold_ms=int(self.business.hold_minutes * 60_000),
+            release=release,
+            exclude=exclude,
+        )
+
+    def release(self, turn: Turn, service: Service, day: date, token: str) -> None:
+        turn.trips += 1
+        self.store.release(service.resource, day, token)
+
+    def book(self, turn: Turn, service: Service, at: datetime, *, token: str, move: Booking | None) -> Outcome:
+        """Book ``at`` from the hold ``token``; with ``move``, that booking is rescheduled to it."""
+        end = at + timedelta(minutes=service.minutes)
+        fields = {
+            "phone": turn.message.phone,
+            "name": turn.customer_name,
+            "service": service.id,
+            "start": str(epoch(at)),
+            "end": str(epoch(end)),
+            "day": self.local_day(at).strftime("%Y%m%d"),
+            "status": "confirmed",
+            "language": turn.t.code,
+            "created_at": str(epoch(turn.now)),
+        }
+        for attempt in range(5):
+            ref = booking_ref(token, attempt)
+            turn.trips += 1
+            outcome = self.store.book(
+                resource=service.resource,
+                day=self.local_day(at),
+                token=token,
+                ref=ref,
+                interval=occupancy(service, at),
+                capacity=service.capacity,
+                now=epoch(turn.now),
+                notice=self.business.min_notice_minutes * 60,
+                max_active=self.business.max_active_bookings,
+                fields={**fields, "ref": ref},
+                move=(move.ref, self.local_day(move.start)) if move else None,
+                cutoff=self.business.cancel_cutoff_minutes * 60,
+            )
+            if outcome.status != "ref_taken":
+                return outcome
+        return Outcome("taken")
+
+    def cancel(self, turn: Turn, booking: Booking) -> str:
+        service = self.catalog.service(booking.service_id)
+        turn.trips += 1
+        return self.store.cancel(
+            ref=booking.ref,
+            phone=turn.message.phone,
+            resource=service.resource if service else booking.service_id,
+            day=self.local_day(booking.start),
+            now=epoch(turn.now),
+            cutoff=self.business.cancel_cutoff_minutes * 60,
+        )
+
+    # -- the customer's bookings --------------------------------------------------------
+    def upcoming(self, turn: Turn) -> list[Booking]:
+        turn.trips += 1
+        return [Booking.from_hash(h) for h in self.store.upcoming(turn.message.phone, epoch(turn.now))]
+
+    def booking(self, turn: Turn, ref: str) -> Booking | None:
+        """The customer's own booking ``ref``; None for anyone else's or an unknown one."""
+        turn.trips += 1
+        data = self.store.booking(ref)
+        if not data or data.get("phone") != turn.message.phone:
+            return None
+        return Booking.from_hash(data)
+
+    def too_close_to_change(self, turn: Turn, booking: Booking) -> bool:
+        return booking.start - turn.now < timedelta(minutes=self.business.cancel_cutoff_minutes)

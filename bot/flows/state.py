@@ -1,0 +1,61 @@
+"""The booking conversation's fields in the session, and leaving a flow cleanly."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from ..booking.catalog import Service
+from ..turn import Turn
+
+# svc: service id; day: YYYYMMDD being looked at; page: list page; hold/hday/at/hexp: the held
+# time (token, its day, start epoch, expiry in Redis ms); resched: the REF being moved;
+# ref: the booking being looked at; alt: the start the alternatives are nearest to.
+FLOW_FIELDS = ("svc", "day", "page", "hold", "hday", "at", "hexp", "resched", "ref", "alt")
+
+
+def service(turn: Turn) -> Service | None:
+    return turn.desk.catalog.service(turn.session.get("svc"))
+
+
+def day(turn: Turn) -> date | None:
+    try:
+        return datetime.strptime(turn.session.get("day"), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def epoch_field(turn: Turn, name: str) -> datetime | None:
+    value = turn.session.get(name)
+    return datetime.fromtimestamp(int(value), UTC) if value.isdigit() else None
+
+
+def page(turn: Turn) -> int:
+    value = turn.session.get("page", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def held(turn: Turn) -> tuple[date, str] | None:
+    """(day, token) of the customer's live hold, if the session has one."""
+    token, hday = turn.session.get("hold"), turn.session.get("hday")
+    if not token or not hday:
+        return None
+    try:
+        return datetime.strptime(hday, "%Y%m%d").date(), token
+    except ValueError:
+        return None
+
+
+def drop_hold(turn: Turn) -> None:
+    """Give the held time back at once (instead of waiting for it to expire)."""
+    hold, svc = held(turn), service(turn)
+    if hold and svc:
+        turn.desk.release(turn, svc, *hold)
+    for name in ("hold", "hday", "at", "hexp"):
+        turn.session.set(name, None)
+
+
+def end_flow(turn: Turn) -> None:
+    """Leave booking, rescheduling or managing: release any hold, forget the flow's fields."""
+    drop_hold(turn)
+    for name in FLOW_FIELDS:
+        turn.session.set(name, None)
