@@ -117,3 +117,21 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [key for key in [*Settings.keys()] if f"`{key}`" not in readme]
     assert not missing
+
+
+def test_the_sample_salon_is_the_default_catalog() -> None:
+    catalog = get_services(create_app({"TESTING": True})).catalog
+    assert catalog.business.name == "Bella Hair Studio"
+    assert catalog.service("cut") is not None
+
+
+def test_a_wrong_catalog_value_stops_start_up_naming_the_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sample = (ROOT / "bot" / "booking" / "sample_salon.toml").read_text()
+    broken = tmp_path / "salon.toml"
+    broken.write_text(sample.replace("minutes = 30\ncapacity = 1", "minutes = 0\ncapacity = 1", 1))
+    monkeypatch.setenv("BOT_CATALOG", str(broken))
+    with pytest.raises(ConfigError) as caught:
+        create_app({"TESTING": True})
+    assert caught.value.setting == "BOT_CATALOG"
+    assert "services[0].minutes" in str(caught.value)
+    assert "\n" not in str(caught.value)

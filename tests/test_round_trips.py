@@ -61,3 +61,16 @@ def test_a_retried_delivery_costs_one_and_a_forgery_none(real_app: Flask, sends:
     assert wa.post(wa.form("hi"), signature="forged").status == 403
     assert len(sends) == before
     assert get_services(real_app).stats.get("taps.duplicate") == 1
+
+
+def test_round_trips_along_a_booking(real_app: Flask, sends: list[object]) -> None:
+    """hi, Book: 2 each. Service, day, time, Confirm: 3 each (one read or script of the booking store)."""
+    wa = WhatsApp(real_app.test_client(), TOKEN)
+    for typed in ["menu", "1", "1", "1", "1", "1"]:  # a first booking connects and loads the scripts
+        wa.send(typed)
+    per_tap = []
+    for typed in ["hi", "1", "1", "2", "2", "1"]:  # a second one: menu, Book, Haircut, day 2, time 2, Confirm
+        before = len(sends)
+        assert wa.send(typed).status == 200
+        per_tap.append(len(sends) - before)
+    assert per_tap == [2, 2, 3, 3, 3, 3]

@@ -35,8 +35,9 @@ class ServiceButton(Button, kind="svc"):
 
 @dataclass(frozen=True)
 class DayButton(Button, kind="day"):
-    """``day1.5:20260114``: a local date."""
+    """``day1.5:cut:20260114``: a local date for a service (all a times list needs to know)."""
 
+    service: str
     day: str
 
     def label(self, ctx: LabelContext) -> str:
@@ -93,7 +94,7 @@ def render_dates(turn: Turn) -> Reply:
         return turn.goto(SERVICES).after(
             text.format(service=service.name(turn.t.code), days=turn.desk.business.horizon_days)
         )
-    items, nav = paginate([DayButton(d.strftime("%Y%m%d")) for d in days], state.page(turn))
+    items, nav = paginate([DayButton(service.id, d.strftime("%Y%m%d")) for d in days], state.page(turn))
     return Reply(turn.t("{service}: which day suits you?").format(service=service.name(turn.t.code)), (*items, *nav))
 
 
@@ -168,6 +169,7 @@ def pick_service(turn: Turn, button: ServiceButton) -> Reply:
 
 
 def pick_day(turn: Turn, button: DayButton) -> Reply:
+    turn.session.set("svc", button.service)
     turn.session.set("day", button.day)
     turn.session.set("page", None)
     return turn.goto(TIMES)
