@@ -108,11 +108,12 @@ elseif redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf') >= tonumber(ARGV[8]) th
 end
 if tonumber(fields['start']) < now + tonumber(ARGV[7]) then return {'too_late', ''} end
 local now_ms = redis_ms()
+-- a live hold vouches for exactly the interval it holds, nothing else
 local mine = redis.call('HGET', KEYS[1], ARGV[1])
 local live = false
 if mine then
-  local _, _, x = parse(mine)
-  live = x > now_ms
+  local s, e, x = parse(mine)
+  live = x > now_ms and s == a and e == b
 end
 if not live then
   local skip = {[ARGV[1]] = true}
