@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import redis
 
+from .booking.desk import BookingDesk
 from .buttons import Button, without_turn
 from .dispatch import Action, Registry, Unmatched
 from .errors import BadButtonId
@@ -57,7 +57,7 @@ class Conversation:
         catalogs: Catalogs,
         stats: Stats,
         *,
-        desk: Any,
+        desk: BookingDesk,
         default_language: str,
         clock: Callable[[], datetime],
         max_attempts: int = 20,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .i18n import Catalogs, Translator
 from .inbound import InboundMessage
@@ -12,6 +12,7 @@ from .replies import Reply
 from .sessions import Session
 
 if TYPE_CHECKING:
+    from .booking.desk import BookingDesk
     from .dispatch import Registry
 
 
@@ -23,8 +24,8 @@ class Turn:
     catalogs: Catalogs
     flows: Registry
     now: datetime
-    #: the booking desk (catalog, slots, bookings); see bot.booking.desk
-    desk: Any = None
+    #: the booking desk (catalog, slots, bookings)
+    desk: BookingDesk
     #: set when the customer picks a language: kept in their long-lived profile
     profile_language: str | None = field(default=None)
     #: Redis round trips the handlers made beyond the engine's load and commit
