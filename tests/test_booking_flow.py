@@ -370,3 +370,12 @@ def test_no_one_can_see_or_touch_another_customers_booking(app: Flask, wa: Whats
         answer = bob.tap(forged, "Yes")
         assert answer.text.startswith("That menu is out of date.")
     assert bookings(db)[0]["status"] == "confirmed"
+
+
+def test_help_mid_booking_keeps_the_customers_place(wa: WhatsApp) -> None:
+    times = wa.choose(wa.choose(wa.choose(wa.send("hi"), "Book"), "Haircut"), "Wed 14 Jan")
+    answer = wa.send("help")
+    assert answer.text.startswith("Tap a button, or reply with the number of an option.")
+    assert "Which time on Wed 14 Jan?" in answer.text
+    assert answer.options == times.options
+    assert wa.choose(answer, "12:00").text.startswith("Please check your booking:")

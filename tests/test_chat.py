@@ -22,6 +22,17 @@ def test_chat_books_views_and_cancels_through_the_signed_webhook() -> None:
     assert "[403]" not in out
 
 
+def test_chat_reschedules_a_booking() -> None:
+    app = create_app(app_config())
+    # book 12:00 on Wed 14 Jan, then My bookings → the booking → Reschedule → Wed 14 Jan → 12:30 → Confirm
+    typed = "hi\n1\n1\n1\n1\n1\n2\n1\n1\n1\n2\n1\n2\n"
+    result = app.test_cli_runner().invoke(args=["chat"], input=typed)
+    out = result.output
+    assert "Please check your new time:" in out
+    assert "Moved! ✅ Haircut, Wed 14 Jan, 12:30–13:00." in out
+    assert "• Haircut, Wed 14 Jan, 12:30–13:00" in out.rsplit("you>", 2)[-2]  # My bookings, at the end
+
+
 def test_chat_can_pose_as_a_spanish_business_number() -> None:
     app = create_app(app_config())
     result = app.test_cli_runner().invoke(args=["chat", "--lang", "es"], input="hi\n")

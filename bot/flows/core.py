@@ -41,18 +41,21 @@ def render_menu(turn: Turn) -> Reply:
 def go_menu(turn: Turn, button: NavButton) -> Reply:
     end_flow(turn)
     reply = turn.goto(MENU)
-    if button.to == "help":
-        return reply.after(
-            turn.t(
-                "Tap a button, or reply with the number of an option. "
-                "Send “menu” at any time to start again, or “back” to go one step back."
-            )
-        )
-    if button.to == "menu" and turn.session.is_new:
+    if turn.session.is_new:
         name = turn.customer_name
         greeting = turn.t("Hi {name}! 👋").format(name=name) if name else turn.t("Hi! 👋")
         return reply.after(greeting, turn.t("Welcome to {business}.").format(business=turn.desk.business.name))
     return reply
+
+
+def show_help(turn: Turn, button: NavButton) -> Reply:
+    """How to answer, then the step the customer is on: help never loses their place."""
+    return turn.current().after(
+        turn.t(
+            "Tap a button, or reply with the number of an option. "
+            "Send “menu” at any time to start again, or “back” to go one step back."
+        )
+    )
 
 
 def go_back(turn: Turn, button: NavButton) -> Reply:
@@ -78,7 +81,8 @@ def resend_current_step(turn: Turn, unmatched: Unmatched) -> Reply:
 
 def register(registry: Registry) -> None:
     registry.step(MENU)(render_menu)
-    registry.on(NavButton, check=lambda turn, b: b.to in ("menu", "help"))(go_menu)
+    registry.on(NavButton, check=lambda turn, b: b.to == "menu")(go_menu)
+    registry.on(NavButton, check=lambda turn, b: b.to == "help")(show_help)
     registry.on(NavButton, check=lambda turn, b: b.to == "back")(go_back)
     registry.fallback(resend_current_step)
     registry.start_button = NavButton("menu")
