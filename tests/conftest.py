@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 from flask import Flask
@@ -87,6 +88,17 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     server: RedisServer = request.getfixturevalue("redis_server")
     redis.Redis.from_url(server.url).flushdb()
     return {"REDIS_URL": server.url}
+
+
+@pytest.fixture
+def client(backend: dict[str, Any]) -> Iterator[redis.Redis]:
+    """A bare client of the backend's store, for tests of the storage layer alone."""
+    if "REDIS_URL" in backend:
+        client = redis.Redis.from_url(backend["REDIS_URL"], decode_responses=True)
+    else:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    yield client
+    client.close()
 
 
 def app_config(**overrides: Any) -> dict[str, Any]:

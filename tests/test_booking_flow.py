@@ -16,6 +16,7 @@ from flask import Flask
 from bot import create_app, get_services
 
 from .catalogs import salon
+from .concurrency import run_together
 from .conftest import TOKEN, Clock, app_config
 from .whatsapp import Answer, WhatsApp
 
@@ -186,8 +187,6 @@ def test_confirm_tapped_together_many_times_books_once(redis_server: Any) -> Non
     book(wa)
     db = get_services(app).redis
     confirm = next(i for i in offered(db) if i.endswith(":confirm"))
-    from .test_sessions import run_together
-
     answers = run_together(20, lambda i: WhatsApp(app.test_client(), TOKEN).tap(confirm, "Confirm"))
     assert all(a.status == 200 for a in answers)
     assert sum(a.text.startswith("Booked! ✅") for a in answers) == 1

@@ -7,14 +7,11 @@ hold expiry follows the Redis clock, so the only sleep is a short one past a 30 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import fakeredis
 import pytest
 import redis
 
@@ -22,6 +19,7 @@ from bot.booking.catalog import Service
 from bot.booking.slots import fits, occupancy
 from bot.booking.store import BookingStore, Occupancy, Outcome
 
+from .concurrency import run_together
 from .redis_server import RedisServer
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -41,16 +39,6 @@ def at(hour: int, minute: int = 0, day: date = DAY) -> int:
 
 NOON = at(12)  # 11:00 UTC
 NOW = at(12) - 24 * 3600  # the app's clock: the day before, so notice and cut-off are far away
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[redis.Redis]:
-    if "REDIS_URL" in backend:
-        client = redis.Redis.from_url(backend["REDIS_URL"], decode_responses=True)
-    else:
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -588,29 +576,6 @@ def test_the_lua_capacity_check_agrees_with_fits(store: BookingStore, client: re
 # -- races, on a real server -------------------------------------------------------------------
 
 
-def race(count: int, attempt: Any) -> list[Any]:
-    """Run ``attempt(i)`` in ``count`` threads released together; their results in order."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = attempt(i)
-        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    assert not errors, errors
-    return results
-
-
 @pytest.fixture
 def real_store(redis_server: RedisServer) -> Iterator[BookingStore]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -620,7 +585,7 @@ def real_store(redis_server: RedisServer) -> Iterator[BookingStore]:
 
 
 def test_fifty_customers_booking_the_last_place_at_once_make_one_booking(real_store: BookingStore) -> None:
-    results = race(50, lambda i: book(real_store, f"tok-{i}", f"REF{i}", NOON, phone=f"+3460000{i:04d}"))
+    results = run_together(50, lambda i: book(real_store, f"tok-{i}", f"REF{i}", NOON, phone=f"+3460000{i:04d}"))
     assert sorted(r.status for r in results).count("booked") == 1
     assert [r.status for r in results].count("taken") == 49
     assert len(booking_keys(real_store.client, real_store)) == 1
@@ -628,7 +593,7 @@ def test_fifty_customers_booking_the_last_place_at_once_make_one_booking(real_st
 
 
 def test_fifty_customers_holding_the_last_place_at_once_make_one_hold(real_store: BookingStore) -> None:
-    results = race(50, lambda i: hold(real_store, f"tok-{i}", NOON))
+    results = run_together(50, lambda i: hold(real_store, f"tok-{i}", NOON))
     assert [r.status for r in results].count("held") == 1
     assert [r.status for r in results].count("taken") == 49
     assert len(entries(real_store.client, real_store)) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from flask import Flask
 from bot import create_app, get_services
 from bot.sessions import CURRENT_VERSION
 
+from .concurrency import run_together
 from .conftest import TOKEN, app_config
 from .whatsapp import WhatsApp
 
@@ -76,28 +76,6 @@ def test_concurrent_duplicates_change_state_once(app: Flask, db: redis.Redis) ->
     assert len({a.body for a in answers}) == 1
     assert db.hget(SESSION, "rev") == "3"
     assert db.hget(PROFILE, "language") == "es"
-
-
-def run_together(n: int, work: Any) -> list[Any]:
-    """Run ``work(i)`` in n threads released at the same moment; return their results."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = work(i)
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors, errors
-    return results
 
 
 def test_concurrent_taps_from_one_phone_lose_no_update(redis_server: Any) -> None:

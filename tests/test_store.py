@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 
 from bot.store import CommitStatus, SessionStore
 
 PHONE, SID, SID2 = "+34600111222", "SM" + "1" * 32, "SM" + "2" * 32
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[redis.Redis]:
-    if "REDIS_URL" in backend:
-        client = redis.Redis.from_url(backend["REDIS_URL"], decode_responses=True)
-    else:
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    yield client
-    client.close()
 
 
 @pytest.fixture
