@@ -185,7 +185,8 @@ def pick_time(turn: Turn, button: TimeButton | SlotButton) -> Reply:
     if service is None:
         return turn.goto(SERVICES)
     at = datetime.fromtimestamp(button.at, UTC)
-    turn.session.set("day", turn.desk.local_day(at).strftime("%Y%m%d"))
+    day = turn.desk.local_day(at).strftime("%Y%m%d")
+    turn.session.set("day", day)
     turn.session.set("page", None)
     if not turn.desk.is_offerable(turn, service, at):
         return turn.goto(TIMES).after(turn.t("Sorry, that time is no longer available."))
@@ -194,11 +195,10 @@ def pick_time(turn: Turn, button: TimeButton | SlotButton) -> Reply:
         turn, service, at, token=token, release=state.held(turn), exclude=turn.session.get("resched")
     )
     if outcome.status != "held":
-        for name in ("hold", "hday", "at", "hexp"):
-            turn.session.set(name, None)
+        state.forget(turn, state.HOLD_FIELDS)
         return turn.goto(TIMES).after(turn.t("Sorry, that time was just taken."))
     turn.session.set("hold", token)
-    turn.session.set("hday", turn.desk.local_day(at).strftime("%Y%m%d"))
+    turn.session.set("hday", day)
     turn.session.set("at", str(button.at))
     turn.session.set("hexp", outcome.value)
     return turn.goto(SUMMARY)
@@ -219,14 +219,12 @@ def confirm(turn: Turn, button: HoldButton) -> Reply:
     when = span_label(at, at + timedelta(minutes=service.minutes), tz, turn.t)
     what = f"{service.name(turn.t.code)}, {when}"
     if outcome.status == "booked":
-        for name in state.FLOW_FIELDS:  # the hold became the booking: nothing to release
-            turn.session.set(name, None)
+        state.forget(turn, state.FLOW_FIELDS)  # the hold became the booking: nothing to release
         done = turn.t("Moved! ✅ {what}.") if moving else turn.t("Booked! ✅ {what}.")
         reference = turn.t("Your booking reference: {ref}").format(ref=outcome.value)
         return turn.goto(MENU).after(done.format(what=what), reference)
     if outcome.status == "taken":
-        for name in ("hold", "hday", "at", "hexp"):
-            turn.session.set(name, None)
+        state.forget(turn, state.HOLD_FIELDS)
         turn.session.set("alt", str(epoch(at)))
         sorry = turn.t("Sorry, {time} on {day} was just taken.").format(
             time=time_label(at, tz, turn.t), day=day_label(turn.desk.local_day(at), turn.t)
@@ -236,11 +234,12 @@ def confirm(turn: Turn, button: HoldButton) -> Reply:
         state.drop_hold(turn)
         return turn.goto(TIMES).after(turn.t("Sorry, that time is now too soon to book."))
     state.end_flow(turn)
-    return turn.goto(MENU).after(refusal(turn, outcome.status, outcome.value))
+    # not_active carries the booking's status (cancelled, rescheduled) as its value
+    return turn.goto(MENU).after(refusal(turn, outcome.value or outcome.status))
 
 
-def refusal(turn: Turn, status: str, detail: str = "") -> str:
-    """One line saying why a booking, move or cancellation was refused."""
+def refusal(turn: Turn, status: str) -> str:
+    """One line saying why a booking, move or cancellation was refused, from the store's answer."""
     business = turn.desk.business
     if status == "limit":
         return turn.t("You already have {count} upcoming bookings, the most we allow. Please cancel one first.").format(
@@ -250,9 +249,9 @@ def refusal(turn: Turn, status: str, detail: str = "") -> str:
         return turn.t("Sorry, bookings can't be changed online less than {hours} before they start.").format(
             hours=_duration(turn, business.cancel_cutoff_minutes)
         )
-    if status == "cancelled" or detail == "cancelled":
+    if status == "cancelled":
         return turn.t("That booking was cancelled, so it can't be changed.")
-    if status == "rescheduled" or detail == "rescheduled":
+    if status == "rescheduled":
         return turn.t("That booking was moved to another time; see My bookings.")
     return turn.t("Sorry, we couldn't find that booking.")
 

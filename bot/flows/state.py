@@ -45,17 +45,24 @@ def held(turn: Turn) -> tuple[date, str] | None:
         return None
 
 
+HOLD_FIELDS = ("hold", "hday", "at", "hexp")
+
+
+def forget(turn: Turn, names: tuple[str, ...]) -> None:
+    """Remove ``names`` from the session (without touching any hold in the store)."""
+    for name in names:
+        turn.session.set(name, None)
+
+
 def drop_hold(turn: Turn) -> None:
     """Give the held time back at once (instead of waiting for it to expire)."""
     hold, svc = held(turn), service(turn)
     if hold and svc:
         turn.desk.release(turn, svc, *hold)
-    for name in ("hold", "hday", "at", "hexp"):
-        turn.session.set(name, None)
+    forget(turn, HOLD_FIELDS)
 
 
 def end_flow(turn: Turn) -> None:
     """Leave booking, rescheduling or managing: release any hold, forget the flow's fields."""
     drop_hold(turn)
-    for name in FLOW_FIELDS:
-        turn.session.set(name, None)
+    forget(turn, FLOW_FIELDS)
