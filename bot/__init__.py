@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, logs, webhook
+from . import cli, health, logs, webhook
 from .config import Settings, check_consistency, layered_config
 from .i18n import Catalogs
 from .services import build_services, get_services, init_app
@@ -51,5 +51,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(health.bp)
     cli.init_app(app)
     return app
