@@ -101,7 +101,9 @@ def build_services(
         dedupe_ttl=settings.dedupe_ttl_seconds,
     )
     clock = clock or utc_now
-    desk = BookingDesk(catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id))
+    desk = BookingDesk(
+        catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id), stats
+    )
     conversation = Conversation(
         store, build_registry(), catalogs, stats, desk=desk, default_language=settings.default_language, clock=clock
     )
