@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
-from .agenda import agenda, today
+from .agenda import agenda, today, why_not
 from .notify import tell_cancelled
 from .services import get_services
 
@@ -93,14 +93,6 @@ def cancel() -> Response:
     return redirect(url_for("admin.bookings", cancelled=ref, told=int(told)), 303)
 
 
-_REFUSALS = {
-    "unknown": "there is no such booking",
-    "cancelled": "it was already cancelled",
-    "rescheduled": "the customer moved it",
-    "too_late": "it has already started",
-}
-
-
 def _notice(args: dict[str, str]) -> str:
     if ref := args.get("cancelled"):
         told = (
@@ -110,7 +102,7 @@ def _notice(args: dict[str, str]) -> str:
         )
         return f"Booking {ref} is cancelled. {told}"
     if ref := args.get("refused"):
-        return f"Booking {ref} was not cancelled: {_REFUSALS.get(args.get('why', ''), 'it cannot be cancelled')}."
+        return f"Booking {ref} was not cancelled: {why_not(args.get('why', ''))}."
     return ""
 
 

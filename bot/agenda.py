@@ -67,3 +67,16 @@ def agenda(services: Services, first: date, days: int) -> list[Day]:
         )
         grouped.setdefault(services.desk.local_day(booking.start), []).append(entry)
     return [Day(day, day_label(day, t), entries) for day, entries in sorted(grouped.items())]
+
+
+_REFUSALS = {
+    "unknown": "there is no such booking",
+    "cancelled": "it was already cancelled",
+    "rescheduled": "the customer moved it",
+    "too_late": "it has already started",
+}
+
+
+def why_not(status: str) -> str:
+    """Why the business could not cancel, from the cancel script's answer."""
+    return _REFUSALS.get(status, "it cannot be cancelled")
