@@ -72,10 +72,9 @@ def _record(services: Services, data: dict[str, str]) -> dict[str, str]:
     return record
 
 
-def _records(services: Services) -> Iterator[dict[str, str]]:
-    """Every booking ever made, by start, read in batches with progress on stderr."""
+def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
+    """The bookings ``refs``, read in batches with progress on stderr."""
     store = services.desk.store
-    refs = store.refs_between(0, 2**40)
     with click.progressbar(length=len(refs), label="Reading bookings", file=sys.stderr) as bar:
         for offset in range(0, len(refs), BATCH):
             batch = store.bookings(refs[offset : offset + BATCH])
@@ -90,7 +89,8 @@ def _records(services: Services) -> Iterator[dict[str, str]]:
 @redis_errors_as_one_line
 def export(fmt: str, output: IO[str]) -> None:
     """Every booking (any status) with full customer details, by start time."""
-    records = _records(get_services())
+    services = get_services()
+    records = _records(services, services.desk.store.refs_between(0, 2**40))  # every booking, by start
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(output, EXPORT_FIELDS, lineterminator="\n")
