@@ -13,7 +13,7 @@ import logging
 
 import redis
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from .agenda import agenda, today, why_not
@@ -32,8 +32,15 @@ def _password() -> str | None:
     return get_services().settings.admin_password
 
 
+class _ClockSigner(TimestampSigner):
+    """Timestamps from the app's clock, so a test can age a page."""
+
+    def get_timestamp(self) -> int:
+        return int(get_services().clock().timestamp())
+
+
 def _signer(password: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(password, salt="tapbook-admin-cancel")
+    return URLSafeTimedSerializer(password, salt="tapbook-admin-cancel", signer=_ClockSigner)
 
 
 def _plain(status: int, text: str, **headers: str) -> Response:
