@@ -16,7 +16,8 @@ group = click.Group("sessions", help="Statistics and eager migration of the stor
 
 
 def _breakdown(counts: Counter[str]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in counts.most_common()) or "-"
+    """``menu 4, services 1``: most first, ties by name."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "-"
 
 
 @group.command("stats")
