@@ -83,6 +83,7 @@ def _finish(services: Services, outcome: str, level: int = logging.INFO, **field
 @bp.errorhandler(HTTPException)
 def refuse(exc: HTTPException) -> Response:
     """Oversized or unreadable bodies: a short reason, never a stack trace."""
+    _finish(get_services(), "malformed", reason=f"{exc.code} {exc.name}")
     return _plain(exc.code or 400, exc.description or exc.name)
 
 

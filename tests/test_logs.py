@@ -21,7 +21,7 @@ from .bookings import book, cancel
 from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
 from .servers import ROOT
-from .whatsapp import WhatsApp
+from .whatsapp import BASE_URL, WhatsApp
 
 PHONE = "+34600111222"
 SECRET_BODY = "my door code is 4711"
@@ -64,6 +64,20 @@ def test_one_json_line_per_webhook(app: Flask, wa: WhatsApp, json_lines: io.Stri
     assert forged["msg"] == "tap forged: missing or wrong X-Twilio-Signature"
     assert (malformed["outcome"], malformed["from"]) == ("malformed", "-")
     assert (retry["outcome"], retry["round_trips"], retry["sid"]) == ("duplicate", 1, first["sid"])
+
+
+def test_an_oversized_body_is_one_malformed_line(app: Flask, wa: WhatsApp, json_lines: io.StringIO) -> None:
+    response = app.test_client().post(
+        "/webhook",
+        base_url=BASE_URL,
+        data=b"Body=" + b"x" * 200_000,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": wa.validator.compute_signature(BASE_URL + "/webhook", {})},
+    )
+    assert response.status_code == 413
+    (entry,) = webhook_entries(json_lines)
+    assert (entry["outcome"], entry["msg"]) == ("malformed", "tap malformed: 413 Request Entity Too Large")
+    assert get_services(app).stats.get("taps.malformed") == 1
 
 
 def test_the_request_id_of_the_proxy_is_kept(app: Flask, wa: WhatsApp, json_lines: io.StringIO) -> None:
