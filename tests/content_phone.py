@@ -80,7 +80,9 @@ def shown(fake: FakeTwilio, form: dict[str, str]) -> Shown:
     ((kind, types),) = _fill(fake.contents[form["ContentSid"]]["types"], variables).items()
     if kind == "twilio/quick-reply":
         actions = types["actions"]
-        return Shown(kind, types["body"], [a["title"] for a in actions], [a["id"] for a in actions], variables=variables)
+        return Shown(
+            kind, types["body"], [a["title"] for a in actions], [a["id"] for a in actions], variables=variables
+        )
     items = types["items"]
     return Shown(
         kind,

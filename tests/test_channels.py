@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 import pytest
+import redis
 from flask import Flask
 
 from bot import create_app, get_services
@@ -29,6 +30,7 @@ from bot.i18n import Catalogs, Translator
 
 from .conftest import TOKEN, app_config
 from .content_phone import ContentCustomer, Shown, content_config, synced_worker
+from .test_round_trips import sends  # noqa: F401 (the fixture counting Redis requests)
 from .twilio_fake import SENDER, FakeTwilio
 from .whatsapp import WhatsApp
 
@@ -206,3 +208,21 @@ def test_redis_trouble_still_answers_politely_in_twiml(fake: FakeTwilio, own_red
     answer = wa.send("hi")
     assert answer.status == 200 and answer.text.startswith("Sorry, we're having trouble right now.")
     assert not fake.requests
+
+
+def test_content_api_mode_keeps_two_round_trips_a_tap(redis_server: Any, fake: FakeTwilio, sends: list[object]) -> None:  # noqa: F811
+    """The outbox append rides in the commit script and the doorbell in the same pipeline."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    app = create_app(content_config(fake, REDIS_URL=redis_server.url))
+    wa = WhatsApp(app.test_client(), TOKEN)
+    wa.send("hi")  # connects and loads the script once
+    per_tap = []
+    for typed in ["3", "2", "idioma", "help", "menu", "banana"]:
+        before = len(sends)
+        assert wa.send(typed).status == 200
+        per_tap.append(len(sends) - before)
+    assert per_tap == [2] * 6
+    assert get_services(app).outbox.pending(wa.phone) == 7 and not fake.requests  # the webhook never calls Twilio
+    redis.Redis.from_url(redis_server.url).script_flush()  # a restarted Redis forgets scripts
+    assert wa.send("menu").status == 200
+    assert get_services(app).outbox.pending(wa.phone) == 8

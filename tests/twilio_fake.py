@@ -104,21 +104,23 @@ class FakeTwilio(HttpClient):
             return self._surprise("either ContentSid with ContentVariables, or Body")
         if "ContentSid" in form:
             if form["ContentSid"] not in self.contents:
-                return _error(404, 20404, "The requested resource was not found")
+                return error_response(404, 20404, "The requested resource was not found")
             variables = form["ContentVariables"]
             if not isinstance(variables, str) or not isinstance(json.loads(variables), dict):
-                return _error(400, 21656, "The Content Variables parameter is invalid")
+                return error_response(400, 21656, "The Content Variables parameter is invalid")
         answer = self.plan.popleft() if self.plan else OK
         if answer == TIMEOUT:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
         if answer == TOO_MANY:
-            return _error(429, 20429, "Too Many Requests")
+            return error_response(429, 20429, "Too Many Requests")
         if answer == SERVER_ERROR:
-            return _error(500, 20500, "Internal Server Error")
+            return error_response(500, 20500, "Internal Server Error")
         if answer == OUTSIDE_WINDOW:
-            return _error(400, 63016, "Failed to send freeform message because you are outside the allowed window.")
+            return error_response(
+                400, 63016, "Failed to send freeform message because you are outside the allowed window."
+            )
         if answer == BAD_NUMBER:
-            return _error(400, 21211, "The 'To' number is not a valid phone number.")
+            return error_response(400, 21211, "The 'To' number is not a valid phone number.")
         sid = "SM" + f"{next(self._sids):032x}"
         self.accepted.append({**form, "sid": sid})
         return _json(201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": ACCOUNT_SID})
@@ -159,6 +161,6 @@ def _json(status: int, payload: dict[str, Any]) -> Response:
     return Response(status, json.dumps(payload), headers={"Content-Type": "application/json"})
 
 
-def _error(status: int, code: int, message: str) -> Response:
+def error_response(status: int, code: int, message: str) -> Response:
     more = f"https://www.twilio.com/docs/errors/{code}"
     return _json(status, {"code": code, "message": message, "more_info": more, "status": status})

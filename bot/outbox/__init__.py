@@ -192,9 +192,10 @@ class Outbox:
         pipe.execute()
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
-        """Every delivery record of ``phone`` by entry id (for tests and operators)."""
+        """Every delivery record of ``phone`` by entry id, oldest first (for tests and operators)."""
         raw = self.client.hgetall(self.keys.delivery(phone))
-        return {k: json.loads(v) for k, v in raw.items() if not k.startswith("acc:")}
+        ids = sorted((k for k in raw if not k.startswith("acc:")), key=lambda k: tuple(map(int, k.split("-"))))
+        return {k: json.loads(raw[k]) for k in ids}
 
     def streams(self) -> Iterator[str]:
         """Phones with an outbox stream (SCAN: the worker's sweep only, never a request)."""

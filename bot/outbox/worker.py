@@ -74,6 +74,7 @@ class Worker:
         *,
         status_callback: str | None,
         after_send: Callable[[str, str], None] | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.outbox = outbox
         self.sender = sender
@@ -82,6 +83,7 @@ class Worker:
         self.status_callback = status_callback
         #: test seam: called between Twilio's answer and writing it down (a crash there)
         self.after_send = after_send or (lambda phone, sid: None)
+        self.lease_ms = int(lease.total_seconds() * 1000)
         self.name = uuid.uuid4().hex
         self._last_sweep: datetime | None = None
 
@@ -107,7 +109,7 @@ class Worker:
     def drain(self, phone: str) -> int:
         """Send ``phone``'s entries in order until its stream is empty or one must wait."""
         token = f"{self.name}:{uuid.uuid4().hex}"
-        if not self.outbox.acquire(phone, token, int(LEASE.total_seconds() * 1000)):
+        if not self.outbox.acquire(phone, token, self.lease_ms):
             return 0  # another worker is on it
         finished = 0
         try:
