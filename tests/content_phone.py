@@ -30,13 +30,8 @@ PUBLIC = "https://bot.example.com"
 
 
 def content_config(fake: FakeTwilio, **overrides: Any) -> dict[str, Any]:
-    return app_config(
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_FROM=SENDER,
-        TWILIO_HTTP_CLIENT=fake,
-        PUBLIC_BASE_URL=PUBLIC,
-        **overrides,
-    )
+    settings = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM": SENDER, "PUBLIC_BASE_URL": PUBLIC}
+    return app_config(TWILIO_HTTP_CLIENT=fake, **{**settings, **overrides})
 
 
 def synced_worker(app: Flask, **kwargs: Any) -> Worker:

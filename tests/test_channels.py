@@ -145,9 +145,17 @@ def test_the_whole_conversation_in_content_api_mode_by_taps(
 def test_typed_numbers_and_titles_keep_working_in_content_api_mode(content_app: Flask, fake: FakeTwilio) -> None:
     customer = ContentCustomer(content_app, fake, synced_worker(content_app), typed=True)
     walk(customer, CATALOGS.get("es"))
-    menu = customer.send("mis reservas")  # a title, typed
-    assert menu.text == CATALOGS.get("es")("You have no upcoming bookings.") or menu.options
+    mine = customer.send("MIS RESERVAS")  # a title, typed
+    assert mine.text.startswith(CATALOGS.get("es")("You have no upcoming bookings."))
     assert not fake.surprises
+
+
+def test_a_messaging_service_sends_instead_of_a_from_number(backend: dict[str, Any], fake: FakeTwilio) -> None:
+    service = "MG" + "c" * 32
+    app = create_app(content_config(fake, TWILIO_FROM=None, TWILIO_MESSAGING_SERVICE_SID=service, **backend))
+    ContentCustomer(app, fake, synced_worker(app)).send("hi")
+    (send,) = fake.sends()
+    assert send.data["MessagingServiceSid"] == service and "From" not in send.data
 
 
 def test_a_reply_arrives_with_the_exact_form_fields(content_app: Flask, fake: FakeTwilio) -> None:
