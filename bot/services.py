@@ -56,9 +56,9 @@ class Services:
     signature: SignatureCheck
     clock: Callable[[], datetime]
     #: the durable outbox of Content API messages (see bot.outbox)
-    outbox: Outbox | None = None
+    outbox: Outbox
     #: Twilio REST client, when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set
-    twilio: Client | None = None
+    twilio: Client | None
 
 
 def utc_now() -> datetime:

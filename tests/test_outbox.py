@@ -238,6 +238,16 @@ def crash_after_send(phone: str, sid: str) -> None:
     raise Crash(f"killed after Twilio accepted {sid}")
 
 
+def killed_after_send(app: Flask, outbox: Outbox) -> Worker:
+    """Ana's reply accepted by Twilio, then the worker dies before writing that down; a new worker."""
+    customer_writes(app, ANA)
+    with pytest.raises(Crash):
+        synced_worker(app, after_send=crash_after_send).run_once()
+    assert outbox.pending(ANA) == 1  # the entry is still there: nothing is dropped
+    get_services(app).redis.delete(outbox.keys.lease(ANA))  # the dead worker's lease lapses
+    return synced_worker(app)
+
+
 def status_callback(app: Flask, url: str, sid: str, status: str, **extra: str) -> int:
     """Twilio's signed status callback to ``url`` (the one the message carried)."""
     from twilio.request_validator import RequestValidator
@@ -252,14 +262,9 @@ def status_callback(app: Flask, url: str, sid: str, status: str, **extra: str) -
 def test_killed_after_twilio_accepted_the_status_callback_prevents_a_repeat(
     app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
 ) -> None:
-    customer_writes(app, ANA)
-    with pytest.raises(Crash):
-        synced_worker(app, after_send=crash_after_send).run_once()
+    recovered = killed_after_send(app, outbox)
     (accepted,) = fake.accepted
-    assert outbox.pending(ANA) == 1  # the entry is still there: nothing is dropped
     assert status_callback(app, accepted["StatusCallback"], accepted["sid"], "sent") == 204
-    get_services(app).redis.delete(outbox.keys.lease(ANA))  # the dead worker's lease lapses
-    recovered = synced_worker(app)
     assert recovered.run_once() == 1
     assert len(fake.sends()) == 1  # not repeated
     (record,) = outbox.delivery(ANA).values()
@@ -270,11 +275,7 @@ def test_killed_after_twilio_accepted_without_a_callback_resends_after_the_grace
     app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
 ) -> None:
     """The documented residual window: Twilio accepted, then two minutes without a callback."""
-    customer_writes(app, ANA)
-    with pytest.raises(Crash):
-        synced_worker(app, after_send=crash_after_send).run_once()
-    get_services(app).redis.delete(outbox.keys.lease(ANA))
-    recovered = synced_worker(app)
+    recovered = killed_after_send(app, outbox)
     clock.advance(seconds=SEND_GRACE.total_seconds() - 1)
     recovered.run_once()
     assert len(fake.sends()) == 1  # waits for a callback first
