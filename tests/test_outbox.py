@@ -26,7 +26,9 @@ from bot.outbox.worker import SEND_GRACE, Worker, backoff
 from .conftest import TOKEN, Clock
 from .content_phone import content_config, synced_worker
 from .twilio_fake import (
+    ANSWER_LOST,
     BAD_NUMBER,
+    CONNECT_TIMEOUT,
     OUTSIDE_WINDOW,
     SERVER_ERROR,
     TIMEOUT,
@@ -110,7 +112,7 @@ def test_a_free_form_text_is_sent_after_the_reply_in_order(
     assert get_services(app).stats.get("outbox.sent") == 2
 
 
-@pytest.mark.parametrize("failure", [TOO_MANY, SERVER_ERROR, TIMEOUT])
+@pytest.mark.parametrize("failure", [TOO_MANY, SERVER_ERROR, CONNECT_TIMEOUT])
 def test_a_passing_failure_is_retried_with_backoff(
     app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock, failure: Any
 ) -> None:
@@ -155,7 +157,7 @@ def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order(
         outbox.enqueue_text(phone, f"notice {n}")
         expected[phone].append(f"notice {n}")
     failures = random.Random(5)
-    fake.plan.extend(failures.choice([TOO_MANY, SERVER_ERROR, TIMEOUT, "ok"]) for _ in range(40))
+    fake.plan.extend(failures.choice([TOO_MANY, SERVER_ERROR, CONNECT_TIMEOUT, TIMEOUT, "ok"]) for _ in range(40))
     run_until_idle(worker, clock, outbox)
     for phone in phones:
         assert bodies(fake, phone)[1:] == expected[phone]  # each once, in order, after the menu
@@ -304,6 +306,32 @@ def test_killed_before_twilio_answered_sends_once_after_the_grace(
     clock.advance(seconds=SEND_GRACE.total_seconds())
     assert worker.run_once() == 2
     assert len(bodies(fake, ANA)) == 2 and bodies(fake, ANA)[1] == "second"  # once each, in order
+
+
+def test_a_read_timeout_waits_for_the_callback_instead_of_sending_twice(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock
+) -> None:
+    customer_writes(app, ANA)
+    fake.plan.append(ANSWER_LOST)  # Twilio took it, the answer never came back
+    assert worker.run_once() == 0
+    clock.advance(seconds=30)
+    worker.run_once()
+    assert len(fake.sends()) == 1  # not re-sent after a mere backoff
+    (accepted,) = fake.accepted
+    assert status_callback(app, accepted["StatusCallback"], accepted["sid"], "sent") == 204
+    assert worker.run_once() == 1
+    assert len(fake.sends()) == 1 and outbox.pending(ANA) == 0
+
+
+def test_a_read_timeout_without_a_callback_is_sent_again_after_the_grace(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock
+) -> None:
+    customer_writes(app, ANA)
+    fake.plan.append(TIMEOUT)  # Twilio did not take it
+    worker.run_once()
+    clock.advance(seconds=SEND_GRACE.total_seconds())
+    assert worker.run_once() == 1
+    assert len(fake.sends()) == 2 and len(fake.accepted) == 1
 
 
 def test_a_lost_doorbell_is_found_by_the_sweep(

@@ -27,7 +27,9 @@ CONTENT_URL = "https://content.twilio.com/v1/Content"
 MESSAGE_FIELDS = {"To", "From", "MessagingServiceSid", "ContentSid", "ContentVariables", "Body", "StatusCallback"}
 
 #: what a message send may be answered with
-OK, TOO_MANY, SERVER_ERROR, TIMEOUT, OUTSIDE_WINDOW, BAD_NUMBER = "ok", 429, 500, "timeout", 63016, 21211
+OK, TOO_MANY, SERVER_ERROR, OUTSIDE_WINDOW, BAD_NUMBER = "ok", 429, 500, 63016, 21211
+#: no connection (never reached Twilio); no answer (Twilio did not take it); answer lost (Twilio took it)
+CONNECT_TIMEOUT, TIMEOUT, ANSWER_LOST = "connect-timeout", "timeout", "answer-lost"
 
 
 class Surprise(AssertionError):
@@ -109,6 +111,8 @@ class FakeTwilio(HttpClient):
             if not isinstance(variables, str) or not isinstance(json.loads(variables), dict):
                 return error_response(400, 21656, "The Content Variables parameter is invalid")
         answer = self.plan.popleft() if self.plan else OK
+        if answer == CONNECT_TIMEOUT:
+            return requests.exceptions.ConnectTimeout("HTTPSConnectionPool(host='api.twilio.com'): connect timeout")
         if answer == TIMEOUT:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
         if answer == TOO_MANY:
@@ -123,6 +127,8 @@ class FakeTwilio(HttpClient):
             return error_response(400, 21211, "The 'To' number is not a valid phone number.")
         sid = "SM" + f"{next(self._sids):032x}"
         self.accepted.append({**form, "sid": sid})
+        if answer == ANSWER_LOST:
+            return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
         return _json(201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": ACCOUNT_SID})
 
     def _content_page(self, query: dict[str, Any]) -> Response:

@@ -27,7 +27,15 @@ OUTSIDE_WINDOW = 63016
 
 
 class RetryLater(Exception):
-    """Twilio could not take the message now (429, 5xx, timeout, no template yet)."""
+    """Twilio could not take the message now (429, 5xx, timeout, no template yet).
+
+    ``uncertain``: the request may have reached Twilio and been accepted (a read timeout,
+    a connection lost after sending), so sending again at once could duplicate it.
+    """
+
+    def __init__(self, reason: str, *, uncertain: bool = False) -> None:
+        super().__init__(reason)
+        self.uncertain = uncertain
 
 
 class Undeliverable(Exception):
@@ -111,5 +119,7 @@ def call(request: Callable[[], str]) -> str:
         if exc.status == 429 or exc.status >= 500:
             raise RetryLater(f"Twilio answered {exc.status} ({exc.code})") from exc
         raise Refused(f"Twilio refused it: {exc.status} {exc.code} {exc.msg}") from exc
-    except requests.RequestException as exc:  # timeouts, refused or reset connections
+    except requests.ConnectTimeout as exc:  # never reached Twilio
         raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:  # read timeouts, reset connections: outcome unknown
+        raise RetryLater(f"{type(exc).__name__}: {exc}", uncertain=True) from exc

@@ -10,10 +10,11 @@ stream from the oldest entry on, one at a time:
 3. Otherwise the record says ``sending`` (with the time), the message is sent, and the
    MessageSid plus ``sent`` are written and the entry removed in one transaction.
 
-Failures: 429, 5xx, timeouts and a missing template are retried with exponential backoff
-(2 s doubling to 5 min) by moving the phone's doorbell; the phone's later messages wait
-behind it, so order holds. A Twilio outage delays messages and loses none. Other 4xx mark
-the entry ``failed``; 63016 marks it ``undeliverable``.
+Failures: 429, 5xx, connect timeouts and a missing template are retried with exponential
+backoff (2 s doubling to 5 min) by moving the phone's doorbell; the phone's later messages
+wait behind it, so order holds. A Twilio outage delays messages and loses none. A read
+timeout or a connection lost mid-request leaves the outcome unknown, so it is handled like
+an interrupted send (below). Other 4xx mark the entry ``failed``; 63016 ``undeliverable``.
 
 **Killed mid-send.** Twilio's Messages API takes no idempotency key, so a request whose
 answer was lost cannot be asked about. A worker that finds an entry still ``sending``
@@ -150,9 +151,11 @@ class Worker:
         try:
             sid = self.sender.send(phone, message, self._callback(phone, entry_id))
         except RetryLater as exc:
-            delay = backoff(attempts)
+            # an uncertain failure stays "sending": like an interrupted send, it waits for a callback first
+            delay = SEND_GRACE if exc.uncertain else backoff(attempts)
+            state = "sending" if exc.uncertain else "retry"
             self.outbox.write_record(
-                phone, entry_id, {"state": "retry", "at": epoch_ms(now), "attempts": attempts, "reason": str(exc)}
+                phone, entry_id, {"state": state, "at": epoch_ms(now), "attempts": attempts, "reason": str(exc)}
             )
             self.stats.incr("outbox.retry")
             log.info("outbox %s for %s: %s; retry in %ss", entry_id, mask_phone(phone), exc, delay.total_seconds())
