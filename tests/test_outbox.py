@@ -7,7 +7,9 @@ the 24-hour window all read it.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -441,3 +443,47 @@ def test_a_worker_process_killed_mid_send_neither_drops_nor_repeats(
     (accepted,) = fake.accepted
     assert {k: accepted[k] for k in on_the_wire} == on_the_wire  # the same message, sent once
     assert outbox.pending(ANA) == 0
+
+
+def test_an_unreadable_entry_is_marked_failed_and_the_rest_go(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker
+) -> None:
+    customer_writes(app, ANA)
+    worker.run_once()
+    bad = get_services(app).redis.xadd(outbox.keys.stream(ANA), {"m": "{not json"})
+    outbox.enqueue_text(ANA, "after the bad one")
+    assert worker.run_once() == 2
+    assert outbox.delivery(ANA)[bad]["state"] == "failed"
+    assert bodies(fake, ANA)[-1] == "after the bad one"
+
+
+def test_the_procfile_worker_starts_and_stops_on_sigterm(redis_server: Any, tmp_path: Path) -> None:
+    """``flask --app wsgi worker`` for real (nothing is queued, so it never calls Twilio)."""
+    assert "worker: flask --app wsgi worker" in (ROOT / "Procfile").read_text().splitlines()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "REDIS_KEY_PREFIX": "procfile-worker",
+        "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM": "whatsapp:+14155238886",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--idle", "0.05"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while b"outbox worker" not in log.read_bytes():  # a real process we started: poll, bounded
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
+    assert "stopped" in log.read_text()

@@ -157,13 +157,17 @@ class Outbox:
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
 
-    def head(self, phone: str) -> tuple[str, dict[str, Any]] | None:
-        """The oldest unsent entry of ``phone``: its id and message."""
+    def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
         entries = self.client.xrange(self.keys.stream(phone), count=1)
         if not entries:
             return None
         entry_id, fields = entries[0]
-        return entry_id, json.loads(fields["m"])
+        try:
+            message = json.loads(fields.get("m", ""))
+        except ValueError:
+            return entry_id, None
+        return entry_id, message if isinstance(message, dict) and ("body" in message or "template" in message) else None
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
         """The worker's record of an entry, the MessageSid Twilio accepted it as, and the last inbound time."""

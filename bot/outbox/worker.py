@@ -129,9 +129,12 @@ class Worker:
         finally:
             self.outbox.release(phone, token)
 
-    def deliver(self, phone: str, entry_id: str, message: dict[str, Any]) -> datetime | None:
+    def deliver(self, phone: str, entry_id: str, message: dict[str, Any] | None) -> datetime | None:
         """Handle the head entry; the time to try again, or None when it is finished."""
         now = self.clock()
+        if message is None:  # never blocks the customer's later messages
+            self._finish(phone, entry_id, "failed", 0, reason="unreadable outbox entry")
+            return None
         record, accepted, seen = self.outbox.record(phone, entry_id)
         attempts = int(record.get("attempts", 0))
         if accepted:
@@ -193,6 +196,9 @@ class Worker:
                 busy = self.run_once()
             except redis.RedisError as exc:
                 log.warning("outbox worker: redis error: %s: %s", type(exc).__name__, exc)
+                busy = 0
+            except Exception:  # a bug must not stop the sending of everyone's messages
+                log.exception("outbox worker: unexpected error")
                 busy = 0
             if not busy:
                 stop.wait(idle)
