@@ -101,6 +101,16 @@ def _key_prefix(value: Any) -> str:
     return prefix
 
 
+def _prefixed(prefix: str, example: str) -> Parser:
+    def parse(value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is not None and not text.startswith(prefix):
+            raise ValueError(f"must start with {prefix!r}, e.g. {example}")
+        return text
+
+    return parse
+
+
 def _language(value: Any) -> str:
     return _text(value).lower()
 
@@ -137,6 +147,15 @@ class Settings:
     twilio_auth_token: str | None = _setting(
         None, _optional_text, "Auth token of the Twilio account that owns the WhatsApp sender."
     )
+    twilio_account_sid: str | None = _setting(
+        None, _prefixed("AC", "AC0123…"), "Account SID for sending through the Content API (buttons)."
+    )
+    twilio_from: str | None = _setting(
+        None, _prefixed("whatsapp:+", "whatsapp:+14155238886"), "WhatsApp sender for Content API messages."
+    )
+    twilio_messaging_service_sid: str | None = _setting(
+        None, _prefixed("MG", "MG0123…"), "Messaging Service to send from instead of TWILIO_FROM."
+    )
     twilio_validate_signature: bool | None = _setting(
         None,
         _auto_bool,
@@ -170,6 +189,12 @@ class Settings:
     admin_password: str | None = _setting(
         None, _optional_text, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
     )
+
+    @property
+    def content_api(self) -> bool:
+        """Buttons go out through the Content API (else: TwiML text with numbered options)."""
+        sender = self.twilio_from or self.twilio_messaging_service_sid
+        return bool(self.twilio_account_sid and self.twilio_auth_token and sender)
 
     @classmethod
     def keys(cls) -> list[str]:
