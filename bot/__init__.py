@@ -60,7 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)
-    app.register_blueprint(metrics.bp)
+    metrics.init_app(app)
     admin.init_app(app)
     cli.init_app(app)
     app.cli.add_command(templates)

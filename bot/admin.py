@@ -17,7 +17,7 @@ from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from .agenda import agenda, today, why_not
-from .notify import tell_cancelled
+from .notify import tell_cancelled, told_text
 from .services import get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -102,12 +102,7 @@ def cancel() -> Response:
 
 def _notice(args: dict[str, str]) -> str:
     if ref := args.get("cancelled"):
-        told = (
-            "The customer was told."
-            if args.get("told") == "1"
-            else ("No message channel is configured: please tell the customer yourself.")
-        )
-        return f"Booking {ref} is cancelled. {told}"
+        return f"Booking {ref} is cancelled. {told_text(args.get('told') == '1')}"
     if ref := args.get("refused"):
         return f"Booking {ref} was not cancelled: {why_not(args.get('why', ''))}."
     return ""

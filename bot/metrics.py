@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Blueprint, Response
+from flask import Blueprint, Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess, values
 
 from .services import get_services
@@ -41,6 +41,15 @@ def metrics() -> Response:
     if multiprocess_mode():
         registry = CollectorRegistry(auto_describe=True)
         multiprocess.MultiProcessCollector(registry)
-        for probe in stats.probes:
-            registry.register(probe)
+        for collector in stats.collectors:
+            registry.register(collector)
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def init_app(app: Flask) -> None:
+    """Serve ``/metrics``, with the outbox's depth read from Redis at each scrape (one ZCARD)."""
+    app.register_blueprint(bp)
+    services = get_services(app)
+    services.stats.add_probe(
+        "outbox_due_customers", "Customers with unsent messages in the outbox.", services.outbox.depth
+    )

@@ -30,7 +30,7 @@ from .flows import build_registry
 from .i18n import Catalogs
 from .outbox import Outbox
 from .signature import SignatureCheck
-from .stats import Stats
+from .stats import SharedCounts, Stats
 from .store import SessionStore
 
 EXTENSION = "tapbook"
@@ -103,7 +103,7 @@ def build_services(
         log.warning(EMBEDDED_WARNING)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
-    stats = Stats()
+    stats = Stats(shared=SharedCounts(client, f"{settings.redis_key_prefix}:outbox-totals"))
     store = SessionStore(
         client,
         prefix=settings.redis_key_prefix,

@@ -8,6 +8,10 @@ I/O on the request path. :mod:`bot.metrics` serves them at ``GET /metrics``.
 
 Each app has its own registry, so tests that build many apps count apart. ``get`` and
 ``snapshot`` read this process's values (what tests and the chat tool see).
+
+The outbox worker (``outbox.*``) runs apart from the web processes, often on another
+machine, where no scraper looks: with :class:`SharedCounts` its counts go to one Redis
+hash instead, which any web worker exports at scrape time (one ``HGETALL``).
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
 #: Every outcome a webhook can have; all are exported from the start, at zero.
 OUTCOMES = ("ok", "forged", "malformed", "duplicate", "stale", "redis_error", "busy", "error")
 BOOKING_CHANGES = ("created", "cancelled", "rescheduled")
+#: names counted in Redis when the app has SharedCounts (see the module's docstring)
+SHARED_PREFIX = "outbox."
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ NAMED: dict[str, Named] = {
     "taps.": Named("webhooks", "outcome"),
     "bookings.": Named("bookings", "change"),
     "outbox.": Named("outbox_messages", "result"),
+    "status.": Named("delivery_status_callbacks", "status"),
     "conflicts": Named("commit_conflicts"),
     "migrations": Named("session_migrations"),
     "holds.expired": Named("holds_expired"),
@@ -48,7 +56,8 @@ NAMED: dict[str, Named] = {
 _HELP = {
     "webhooks": "Webhook requests by outcome.",
     "bookings": "Bookings created, cancelled and rescheduled.",
-    "outbox_messages": "Outgoing messages by result.",
+    "outbox_messages": "Outgoing messages by the worker's result (sent, retry, failed, undeliverable, resent).",
+    "delivery_status_callbacks": "Twilio status callbacks by status (stale: arrived after a later one).",
     "commit_conflicts": "Taps replayed because another tap of the same phone committed first.",
     "session_migrations": "Stored sessions upgraded to the current layout.",
     "holds_expired": "Lapsed holds purged by the booking scripts.",
@@ -63,14 +72,19 @@ ROUND_TRIP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8)
 class Stats:
     """Named counters and the tap histograms of one app, in their own registry."""
 
-    def __init__(self, namespace: str = "tapbook") -> None:
+    def __init__(self, namespace: str = "tapbook", shared: SharedCounts | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.namespace = namespace
+        self.shared = shared
         self._lock = threading.Lock()
         self._seen: set[str] = set()
-        self.probes: list[Probe] = []
+        #: collectors read at scrape time (probes, shared counts): also served in multiprocess mode
+        self.collectors: list[Probe | SharedCollector] = []
         self._counters: dict[str, Counter] = {}
-        for named in NAMED.values():
+        for prefix, named in NAMED.items():
+            if shared and prefix == SHARED_PREFIX:
+                self._add(SharedCollector(shared, f"{namespace}_{named.metric}", named.label, _HELP[named.metric]))
+                continue
             self._counters[named.metric] = self._counter(named.metric, (named.label,) if named.label else ())
         self._counters["events"] = self._counter("events", ("name",))
         for outcome in OUTCOMES:
@@ -109,12 +123,15 @@ class Stats:
         return "events", {"name": name}
 
     def incr(self, name: str, amount: int = 1) -> None:
-        metric, labels = self._resolve(name)
-        counter = self._counters[metric]
-        (counter.labels(**labels) if labels else counter).inc(amount)
         if name not in self._seen:
             with self._lock:
                 self._seen.add(name)
+        if self.shared and name.startswith(SHARED_PREFIX):
+            self.shared.incr(name, amount)
+            return
+        metric, labels = self._resolve(name)
+        counter = self._counters[metric]
+        (counter.labels(**labels) if labels else counter).inc(amount)
 
     def observe_tap(self, handler: str, seconds: float, round_trips: int) -> None:
         """One answered webhook: its latency under the handler's name, and its Redis round trips."""
@@ -122,7 +139,9 @@ class Stats:
         self.round_trips.observe(round_trips)
 
     def get(self, name: str) -> int:
-        """This process's count of ``name`` (0 if never counted)."""
+        """This process's count of ``name`` (0 if never counted); shared names: everyone's."""
+        if self.shared and name.startswith(SHARED_PREFIX):
+            return self.shared.get(name)
         metric, labels = self._resolve(name)
         return int(self.registry.get_sample_value(f"{self.namespace}_{metric}_total", labels) or 0)
 
@@ -138,9 +157,11 @@ class Stats:
         For values kept in Redis (one cheap read per scrape, never a SCAN): every worker
         sees the same value, so this is right under gunicorn without a live-gauge file.
         """
-        probe = Probe(f"{self.namespace}_{name}", documentation, read)
-        self.probes.append(probe)
-        self.registry.register(probe)
+        self._add(Probe(f"{self.namespace}_{name}", documentation, read))
+
+    def _add(self, collector: Probe | SharedCollector) -> None:
+        self.collectors.append(collector)
+        self.registry.register(collector)
 
 
 class Probe:
@@ -161,3 +182,48 @@ class Probe:
             log.warning("metrics probe %s failed: %s: %s", self.name, type(exc).__name__, exc)
             return
         yield GaugeMetricFamily(self.name, self.documentation, value=value)
+
+
+class SharedCounts:
+    """Counters kept in one Redis hash (field = the name after its prefix), shared by all processes."""
+
+    def __init__(self, client: redis.Redis, key: str, prefix: str = SHARED_PREFIX) -> None:
+        self.client = client
+        self.key = key
+        self.prefix = prefix
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        try:
+            self.client.hincrby(self.key, name.removeprefix(self.prefix), amount)
+        except redis.RedisError as exc:  # a lost count must not stop the work being counted
+            log.warning("could not count %s in Redis: %s: %s", name, type(exc).__name__, exc)
+
+    def get(self, name: str) -> int:
+        return int(self.client.hget(self.key, name.removeprefix(self.prefix)) or 0)
+
+    def all(self) -> dict[str, int]:
+        return {field: int(value) for field, value in self.client.hgetall(self.key).items()}
+
+
+class SharedCollector:
+    """Exports :class:`SharedCounts` as one labelled counter, read at scrape time."""
+
+    def __init__(self, shared: SharedCounts, name: str, label: str, documentation: str) -> None:
+        self.shared = shared
+        self.name = name
+        self.label = label
+        self.documentation = documentation
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            counts = self.shared.all()
+        except redis.RedisError as exc:
+            log.warning("metrics: could not read %s: %s: %s", self.shared.key, type(exc).__name__, exc)
+            return
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(counts.items()):
+            family.add_metric([value], count)
+        yield family

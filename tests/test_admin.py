@@ -90,7 +90,10 @@ def test_cancel_with_the_page_token(app: Flask, owner: FlaskClient, wa: WhatsApp
     assert response.status_code == 303
     assert response.headers["Location"] == f"/admin?cancelled={ref}&told=0"
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Booking {ref} is cancelled. No message channel is configured: please tell the customer yourself." in page
+    assert (
+        f"Booking {ref} is cancelled. The customer was not told "
+        "(no message channel, or they last wrote over 24 hours ago): please tell them."
+    ) in page
     assert db.hget(f"{BK}:booking:{ref}", "status") == "cancelled"
     assert get_services(app).stats.get("bookings.cancelled") == 1
     again = owner.post("/admin/cancel", data={"ref": ref, "token": token})  # a second click, or a replayed form

@@ -116,7 +116,8 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
         row.get_by_role("button", name=f"Cancel {ana}").click()
     assert questions == [f"Cancel booking {ana}?"]
     assert page.locator(".notice").inner_text() == (
-        f"Booking {ana} is cancelled. No message channel is configured: please tell the customer yourself."
+        f"Booking {ana} is cancelled. The customer was not told "
+        "(no message channel, or they last wrote over 24 hours ago): please tell them."
     )
     cancelled = page.locator(f"#booking-{ana}")
     assert cancelled.get_attribute("class") == "cancelled"

@@ -12,11 +12,12 @@ import redis
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import get_services
+from bot import create_app, get_services
 from bot.cli import twilio_form
 from bot.stats import Stats
 
 from .bookings import book, cancel, reschedule
+from .conftest import app_config
 from .redis_server import RedisServer
 from .servers import get, gunicorn, post
 from .whatsapp import WhatsApp
@@ -98,9 +99,9 @@ def test_unknown_names_still_count_and_probes_read_at_scrape_time(app: Flask, db
     stats = get_services(app).stats
     stats.incr("outbox.sent", 2)
     stats.incr("something.new")
-    db.rpush("outbox-test", "a", "b", "c")
+    db.rpush("queue-test", "a", "b", "c")
     reads = []
-    stats.add_probe("outbox_depth", "Messages waiting to be sent.", lambda: reads.append(1) or db.llen("outbox-test"))
+    stats.add_probe("queue_depth", "Jobs waiting.", lambda: reads.append(1) or db.llen("queue-test"))
 
     def broken() -> float:
         raise redis.ConnectionError("down")
@@ -110,10 +111,28 @@ def test_unknown_names_still_count_and_probes_read_at_scrape_time(app: Flask, db
     samples = scrape(app)
     assert value(samples, "tapbook_outbox_messages_total", result="sent") == 2
     assert value(samples, "tapbook_events_total", name="something.new") == 1
-    assert value(samples, "tapbook_outbox_depth") == 3
+    assert value(samples, "tapbook_queue_depth") == 3
     assert ("tapbook_broken", ()) not in samples  # skipped, and the scrape still answered
     assert stats.snapshot() == {"outbox.sent": 2, "something.new": 1}
     assert stats.get("never.counted") == 0
+
+
+def test_the_outbox_worker_counts_where_every_web_worker_reads_them(redis_server: RedisServer) -> None:
+    redis.Redis.from_url(redis_server.url).flushdb()
+    web = create_app(app_config(REDIS_URL=redis_server.url))
+    worker = create_app(app_config(REDIS_URL=redis_server.url))  # another process, maybe another machine
+    worker_stats = get_services(worker).stats
+    worker_stats.incr("outbox.sent", 3)
+    worker_stats.incr("outbox.failed")
+    get_services(worker).outbox.enqueue_text("+34600111222", "Your booking is cancelled")
+    get_services(worker).outbox.enqueue_text("+447700900123", "Your booking is cancelled")
+    samples = scrape(web)
+    assert value(samples, "tapbook_outbox_messages_total", result="sent") == 3
+    assert value(samples, "tapbook_outbox_messages_total", result="failed") == 1
+    assert value(samples, "tapbook_outbox_due_customers") == 2
+    assert get_services(web).stats.get("outbox.failed") == 1
+    for app in (web, worker):
+        get_services(app).redis.close()
 
 
 def test_apps_count_apart() -> None:

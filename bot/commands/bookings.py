@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from ..agenda import Day, agenda, today, why_not
 from ..booking.desk import Booking
 from ..booking.formats import booking_label
-from ..notify import tell_cancelled
+from ..notify import tell_cancelled, told_text
 from ..services import Services, get_services
 from .common import redis_errors_as_one_line
 
@@ -111,7 +111,7 @@ def export(fmt: str, output: IO[str]) -> None:
 @with_appcontext
 @redis_errors_as_one_line
 def cancel(ref: str, yes: bool) -> None:
-    """Cancel booking REF for the business; the customer is told when a message channel is configured."""
+    """Cancel booking REF for the business; the customer is told on WhatsApp when that is possible."""
     services = get_services()
     ref = ref.strip().upper()
     data = services.desk.store.booking(ref)
@@ -125,7 +125,4 @@ def cancel(ref: str, yes: bool) -> None:
     if result != "ok" or booking is None:
         raise click.ClickException(f"Booking {ref} was not cancelled: {why_not(result)}.")
     click.echo(f"Cancelled: {label}")
-    if tell_cancelled(services, booking):
-        click.echo("The customer was told.")
-    else:
-        click.echo("No message channel is configured: please tell the customer yourself.")
+    click.echo(told_text(tell_cancelled(services, booking)))
