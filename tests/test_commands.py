@@ -115,7 +115,9 @@ def test_commands_say_when_redis_is_down(own_redis_server: RedisServer) -> None:
         ["bookings", "list"],
         ["bookings", "export"],
         ["sessions", "stats"],
+        ["sessions", "migrate"],
         ["bookings", "cancel", "X", "--yes"],
+        ["catalog", "check"],
     ):
         result = run(app, *args)
         assert result.exit_code == 1, args
