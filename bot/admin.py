@@ -3,7 +3,7 @@
 HTTP basic auth against ``ADMIN_PASSWORD`` (any user name); without it the page answers
 404 and start-up says so. Each cancel button carries a token signed with the password
 (itsdangerous) and bound to its booking, so another site cannot make the owner's browser
-cancel anything (CSRF), and a page left open for days must be reloaded first.
+cancel anything (CSRF), and a page left open overnight must be reloaded first.
 """
 
 from __future__ import annotations

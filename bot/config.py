@@ -122,6 +122,13 @@ def _log_level(value: Any) -> str:
     return level
 
 
+def _admin_password(value: Any) -> str | None:
+    password = None if _blank(value) else str(value)
+    if password is not None and len(password) < 10:
+        raise ValueError("must be at least 10 characters")
+    return password
+
+
 def _log_format(value: Any) -> str:
     fmt = "auto" if _blank(value) else str(value).strip().lower()
     if fmt not in {"auto", "plain", "json"}:
@@ -187,7 +194,7 @@ class Settings:
         "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
     )
     admin_password: str | None = _setting(
-        None, _optional_text, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
+        None, _admin_password, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
     )
 
     @property

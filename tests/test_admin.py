@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from bot import create_app, get_services
 from bot.admin import _signer
+from bot.errors import ConfigError
 
 from .bookings import book, cancel
 from .conftest import TOKEN, app_config
@@ -50,6 +51,11 @@ def test_off_without_a_password_and_start_up_says_so(caplog: pytest.LogCaptureFi
     assert response.status_code == 404
     assert response.get_data(as_text=True) == "The admin page is off: set ADMIN_PASSWORD to turn it on.\n"
     assert client.post("/admin/cancel", data={"ref": "X"}).status_code == 404
+
+
+def test_a_short_password_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match="ADMIN_PASSWORD: must be at least 10 characters"):
+        create_app(app_config(ADMIN_PASSWORD="secret"))
 
 
 @pytest.mark.parametrize("auth", [None, ("owner", "wrong"), ("owner", ""), ("owner", PASSWORD + "x")])
