@@ -31,10 +31,10 @@ def test_race_for_the_last_slot(system: System, service: str, capacity: int) -> 
     assert [p.status for p in picks] == [200] * CUSTOMERS
     held = [p.text.startswith(CHECK) for p in picks]
     assert sum(held) == capacity
-    assert all(p.text.startswith("Sorry, that time was just taken.") for p, h in zip(picks, held) if not h)
+    assert all(p.text.startswith("Sorry, that time was just taken.") for p, h in zip(picks, held, strict=True) if not h)
 
     # the others get there too, one after the other, each once the holds before had lapsed
-    for person, was_held in zip(people, held):
+    for person, was_held in zip(people, held, strict=True):
         if not was_held:
             age_holds(system.db)
             assert person.to_summary(service, day, at).text.startswith(CHECK)

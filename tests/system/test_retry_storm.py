@@ -20,7 +20,8 @@ def converse_with_retries(person: Customer) -> list[list[Reply]]:
         batch = [] if step is None else [step, step]
         if late is not None:
             batch.append(late)
-        for index, reply in zip(batch, in_parallel(batch, lambda i: person.twilio.deliver(forms[i]), threads=3)):
+        delivered = in_parallel(batch, lambda i: person.twilio.deliver(forms[i]), threads=3)
+        for index, reply in zip(batch, delivered, strict=True):
             replies[index].append(reply)
         late = step
     return replies
@@ -32,7 +33,7 @@ def test_retry_storm_books_each_conversation_once(system: System) -> None:
     system.report.add_duplicates(CONVERSATIONS * len(SCRIPT) * (DELIVERIES - 1))
 
     refs = {}
-    for person, replies in zip(people, conversations):
+    for person, replies in zip(people, conversations, strict=True):
         for deliveries in replies:
             assert len(deliveries) == DELIVERIES
             assert {r.status for r in deliveries} == {200}
