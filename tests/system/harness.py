@@ -142,6 +142,11 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def served_ms(self, sids: Iterable[str]) -> list[float]:
+        """How long the app spent on each of these messages, from its own log lines."""
+        spent = {sid: float(ms) for sid, ms in re.findall(r"webhook sid=(\S+) .* ms=([0-9.]+)", self.log())}
+        return [spent[sid] for sid in sids]
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -200,8 +205,9 @@ class Reply:
 
     status: int
     body: bytes
-    ms: float
+    ms: float  # as Twilio waited: queueing in gunicorn included
     sent_at: float
+    sid: str = ""
     text: str = ""
     options: list[str] = field(default_factory=list)
 
@@ -236,7 +242,7 @@ class Twilio:
             conn.close()
         ms = (time.monotonic() - started) * 1000
         self.report.count(status)
-        reply = Reply(status, body, ms, started)
+        reply = Reply(status, body, ms, started, form.get("MessageSid", ""))
         if status == 200:
             answer = Answer.parse(status, body)
             reply.text, reply.options = answer.text, answer.options
