@@ -17,7 +17,7 @@ import redis
 
 from ..conftest import need_redis_server
 from ..redis_server import RedisServer, free_port
-from .harness import WORKERS, Gunicorn, Report, Twilio, app_environment
+from .harness import Gunicorn, Report, Twilio, app_environment
 
 REPORT = pytest.StashKey[Report]()
 REPORT_FILE = pytest.StashKey[Path]()
@@ -85,7 +85,7 @@ def system(durable_redis: RedisServer, gunicorn: Gunicorn, report: Report) -> It
     durable_redis.resume()
     db = redis.Redis.from_url(durable_redis.url, decode_responses=True)
     db.flushall()
-    gunicorn.wait_for_workers(WORKERS)
+    gunicorn.wait_for_workers()
     log_from = len(gunicorn.log())
     yield System(durable_redis, gunicorn, Twilio(gunicorn, report), db, report)
     durable_redis.resume()

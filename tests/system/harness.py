@@ -79,7 +79,7 @@ class Report:
         lines = [
             f"wall time {wall:.1f} s, start-up of redis-server and gunicorn included",
             f"HTTP requests sent {self.requests}, duplicates injected {self.duplicates}, "
-            f"5xx answers {self.status_5xx}, connections dropped {self.dropped}",
+            f"5xx answers {self.status_5xx}, connections dropped by killed workers {self.dropped}",
         ]
         for name, figures in self.scenarios.items():
             lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
@@ -94,6 +94,7 @@ class Gunicorn:
         self.workdir = workdir
         self.port = port
         self.environ = environ
+        self.worker_count = int(environ["WEB_CONCURRENCY"])
         self.log_path = workdir / "gunicorn.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -116,7 +117,7 @@ class Gunicorn:
         while True:  # readiness poll of the server we just started, bounded
             try:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:
-                    if response.status == 200 and len(self.workers()) == WORKERS:
+                    if response.status == 200 and len(self.workers()) == self.worker_count:
                         return
             except (OSError, urllib.error.URLError):
                 pass
@@ -132,10 +133,10 @@ class Gunicorn:
             return []
         return [int(pid) for pid in children.split()]
 
-    def wait_for_workers(self, count: int, timeout: float = 15) -> list[int]:
+    def wait_for_workers(self, timeout: float = 15) -> list[int]:
         deadline = time.monotonic() + timeout
-        while len(workers := self.workers()) != count:  # the master respawns a killed worker; bounded
-            assert time.monotonic() < deadline, f"gunicorn has {len(workers)} workers, wanted {count}"
+        while len(workers := self.workers()) != self.worker_count:  # the master respawns a killed one; bounded
+            assert time.monotonic() < deadline, f"gunicorn has {len(workers)} workers, wanted {self.worker_count}"
             time.sleep(0.05)
         return workers
 
@@ -161,16 +162,18 @@ class Gunicorn:
         self.process = None
 
 
-def app_environment(redis_url: str, port: int) -> dict[str, str]:
+def app_environment(
+    redis_url: str, port: int, *, workers: int = WORKERS, socket_timeout: float = SOCKET_TIMEOUT
+) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in Settings.keys() and k != "FLASK_DEBUG"}
     environ.update(
         PORT=str(port),
-        WEB_CONCURRENCY=str(WORKERS),
+        WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS="4",
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=PREFIX,
-        REDIS_SOCKET_TIMEOUT=str(SOCKET_TIMEOUT),
-        REDIS_CONNECT_TIMEOUT=str(SOCKET_TIMEOUT),
+        REDIS_SOCKET_TIMEOUT=str(socket_timeout),
+        REDIS_CONNECT_TIMEOUT=str(socket_timeout),
         TWILIO_AUTH_TOKEN=TOKEN,
         BOT_CATALOG=str(CATALOG),
         PYTHONPATH=str(ROOT),
