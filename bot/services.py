@@ -20,6 +20,7 @@ from .booking.catalog import SAMPLE_CATALOG, Catalog, load_catalog
 from .booking.desk import BookingDesk
 from .booking.store import BookingStore
 from .config import Settings
+from .durability import warn_if_not_durable
 from .engine import Conversation
 from .flows import build_registry
 from .i18n import Catalogs
@@ -90,6 +91,8 @@ def build_services(
     client, embedded = build_redis(settings)
     if embedded:
         log.warning(EMBEDDED_WARNING)
+    else:
+        warn_if_not_durable(client)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
     stats = Stats()

@@ -28,7 +28,6 @@ def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     report = Report()
     request.config.stash[REPORT] = report
     yield report
-    report.finish()
     path = tmp_path_factory.getbasetemp() / "system-report.txt"
     path.write_text("\n".join(report.lines()) + "\n")
     request.config.stash[REPORT_FILE] = path
@@ -90,5 +89,6 @@ def system(durable_redis: RedisServer, gunicorn: Gunicorn, report: Report) -> It
     yield System(durable_redis, gunicorn, Twilio(gunicorn, report), db, report)
     durable_redis.resume()
     db.close()
+    report.finish()  # the last scenario's end is the suite's end
     log = gunicorn.log()[log_from:]
     assert "Traceback" not in log and "webhook failed" not in log, log[-4000:]
