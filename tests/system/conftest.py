@@ -90,5 +90,4 @@ def system(durable_redis: RedisServer, gunicorn: Gunicorn, report: Report) -> It
     durable_redis.resume()
     db.close()
     report.finish()  # the last scenario's end is the suite's end
-    log = gunicorn.log()[log_from:]
-    assert "Traceback" not in log and "webhook failed" not in log, log[-4000:]
+    gunicorn.assert_no_crash_since(log_from)

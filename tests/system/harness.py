@@ -143,6 +143,11 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def assert_no_crash_since(self, offset: int) -> None:
+        """No traceback and no apology for a bug in what the app logged after ``offset``."""
+        log = self.log()[offset:]
+        assert "Traceback" not in log and "webhook failed" not in log, log[-4000:]
+
     def served_ms(self, sids: Iterable[str]) -> list[float]:
         """How long the app spent on each of these messages, from its own log lines."""
         spent = {sid: float(ms) for sid, ms in re.findall(r"webhook sid=(\S+) .* ms=([0-9.]+)", self.log())}
