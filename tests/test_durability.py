@@ -89,7 +89,8 @@ def test_the_check_runs_once_at_start_up_never_on_a_tap(start_server) -> None:
     assert WhatsApp(app.test_client(), TOKEN).send("hi").status == 200
     get_services(app).redis.close()
     stats = redis.Redis(port=server.port, decode_responses=True).info("commandstats")
-    assert stats["cmdstat_config|get"]["calls"] == 4  # four names in one pipelined round trip
+    calls = (stats.get("cmdstat_config|get") or stats["cmdstat_config"])["calls"]  # Redis 7 / Redis 6
+    assert calls == 4  # four names in one pipelined round trip
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def test_redis_killed_mid_traffic_loses_no_confirmed_booking(system: System) -> 
         killed_at = time.monotonic()
         system.redis.kill()
         down_at = time.monotonic()
-        traffic.wait_until("30 outage answers", lambda rs: sum(r.sent_at > down_at for r in rs) >= 30)
+        traffic.wait_until("100 outage answers", lambda rs: sum(r.sent_at > down_at for r in rs) >= 100)
         readiness_down = system.twilio.get("/readyz")
         restarted_at = time.monotonic()
         system.redis.start()  # same port, same directory: it loads the append-only file
@@ -102,7 +102,7 @@ def test_redis_killed_mid_traffic_loses_no_confirmed_booking(system: System) -> 
     replies = traffic.replies()
     assert {r.status for r in replies} == {200}  # no 5xx, no dropped connection, ever
     outage = [r for r in replies if r.sent_at > down_at and r.sent_at + r.ms / 1000 < restarted_at]
-    assert len(outage) >= 30
+    assert len(outage) >= 90
     assert {r.text for r in outage} == {POLITE}
     worst = max(r.ms for r in outage)
     assert worst < QUEUED_BUDGET_MS

@@ -41,6 +41,9 @@ HOLD_MS = 10 * 60_000  # the catalog's hold_minutes
 
 @pytest.fixture(scope="module")
 def patient_app(durable_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    version = redis.Redis(port=durable_redis.port).info("server")["redis_version"]
+    if tuple(int(part) for part in version.split(".")[:2]) < (6, 2):
+        pytest.skip(f"CLIENT PAUSE ... WRITE needs redis-server 6.2 or later (this is {version})")
     port = free_port()
     environ = app_environment(durable_redis.url, port, workers=2, socket_timeout=5)
     server = Gunicorn(tmp_path_factory.mktemp("patient-app"), port, environ)
