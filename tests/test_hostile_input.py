@@ -117,7 +117,10 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         body = json.dumps(dict(pairs)).encode()
     else:
         body = urlencode([*pairs, ("Pad", "x" * (MAX_CONTENT_LENGTH + draw(st.integers(0, 5000))))]).encode()
-    query = draw(st.sampled_from(["", "?lang=es", "?lang=xx", "?" + quote(draw(st.text(max_size=10)))]))
+    query = draw(st.sampled_from(["", "lang=es", "lang=xx", "lang=%FF%FE", "%ZZ=1&lang", "lang=es&lang=pt"]))
+    extra = draw(st.one_of(st.just(""), st.text(max_size=10).map(quote), st.sampled_from(BROKEN_ESCAPES)))
+    query += "&" + extra if extra else ""
+    query = "?" + query.lstrip("&") if query else ""
     return {
         "pairs": pairs,
         "body": body,
