@@ -90,4 +90,4 @@ def system(durable_redis: RedisServer, gunicorn: Gunicorn, report: Report) -> It
     durable_redis.resume()
     db.close()
     report.finish()  # the last scenario's end is the suite's end
-    gunicorn.assert_no_crash_since(log_from)
+    gunicorn.assert_clean_log_since(log_from)

@@ -143,10 +143,11 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def assert_no_crash_since(self, offset: int) -> None:
-        """No traceback and no apology for a bug in what the app logged after ``offset``."""
+    def assert_clean_log_since(self, offset: int) -> None:
+        """What the app logged after ``offset``: no traceback, no apology for a bug, no whole phone number."""
         log = self.log()[offset:]
         assert "Traceback" not in log and "webhook failed" not in log, log[-4000:]
+        assert not re.search(r"\+1555\d{5}", log), "a customer's phone number reached the log unmasked"
 
     def served_ms(self, sids: Iterable[str]) -> list[float]:
         """How long the app spent on each of these messages, from its own log lines."""
