@@ -150,8 +150,13 @@ class Gunicorn:
         assert not re.search(r"\+1555\d{5}", log), "a customer's phone number reached the log unmasked"
 
     def served_ms(self, sids: Iterable[str]) -> list[float]:
-        """How long the app spent on each of these messages, from its own log lines."""
-        spent = {sid: float(ms) for sid, ms in re.findall(r"webhook sid=(\S+) .* ms=([0-9.]+)", self.log())}
+        """How long the app spent on each of these messages, from its one log line per tap
+        (``sid=SM… ms=12.3`` in plain lines, ``"sid": "SM…", "ms": 12.3`` in JSON lines)."""
+        spent = {}
+        for line in self.log().splitlines():
+            sid, ms = re.search(r"\bsid\W{1,4}(SM[0-9a-f]{32})", line), re.findall(r"\bms\W{1,4}([0-9.]+)", line)
+            if sid and ms:
+                spent[sid[1]] = float(ms[-1])
         return [spent[sid] for sid in sids]
 
     def stop(self) -> None:
