@@ -25,6 +25,7 @@ from .channels import TwimlChannel
 from .channels.content import ContentChannel
 from .channels.twilio import build_client
 from .config import Settings
+from .durability import warn_if_not_durable
 from .engine import Conversation
 from .flows import build_registry
 from .i18n import Catalogs
@@ -101,6 +102,8 @@ def build_services(
     client, embedded = build_redis(settings)
     if embedded:
         log.warning(EMBEDDED_WARNING)
+    else:
+        warn_if_not_durable(client)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
     stats = Stats(shared=SharedCounts(client, f"{settings.redis_key_prefix}:outbox-totals"))
