@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, health, logs, webhook
+from . import admin, cli, health, logs, metrics, webhook
 from .channels.cli import templates
 from .config import Settings, check_consistency, layered_config
 from .i18n import Catalogs
@@ -36,7 +36,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH)
     app.config.update(layered_config(os.environ, Path.cwd() / ".env", test_config))
     settings = Settings.from_mapping(app.config)
-    logs.configure(settings.log_level)
+    production = bool(settings.redis_url) and not (app.debug or app.testing)
+    logs.configure(settings.log_level, logs.choose_format(settings.log_format, production=production))
+    metrics.check_mode()
 
     catalogs = Catalogs.load()
     signature_checks = check_consistency(settings, languages=catalogs.languages, lenient_mode=app.debug or app.testing)
@@ -58,6 +60,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)
+    metrics.init_app(app)
+    admin.init_app(app)
     cli.init_app(app)
     app.cli.add_command(templates)
     app.cli.add_command(worker_command)

@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
+from . import commands
 from .services import get_services
 
 BUSINESS_NUMBER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
@@ -91,3 +92,4 @@ def _converse(phone: str, name: str, lang: str | None) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(chat)
+    commands.init_app(app)

@@ -122,6 +122,20 @@ def _log_level(value: Any) -> str:
     return level
 
 
+def _admin_password(value: Any) -> str | None:
+    password = None if _blank(value) else str(value)
+    if password is not None and len(password) < 10:
+        raise ValueError("must be at least 10 characters")
+    return password
+
+
+def _log_format(value: Any) -> str:
+    fmt = "auto" if _blank(value) else str(value).strip().lower()
+    if fmt not in {"auto", "plain", "json"}:
+        raise ValueError(f"must be auto, plain or json (got {value!r})")
+    return fmt
+
+
 _DAY = 86_400
 
 
@@ -176,6 +190,12 @@ class Settings:
         None, _optional_text, "Path of the business's catalog (TOML). Unset: the sample salon."
     )
     log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = _setting(
+        "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
+    )
+    admin_password: str | None = _setting(
+        None, _admin_password, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
+    )
 
     @property
     def content_api(self) -> bool:

@@ -31,7 +31,7 @@ from .flows import build_registry
 from .i18n import Catalogs
 from .outbox import Outbox
 from .signature import SignatureCheck
-from .stats import Stats
+from .stats import SharedCounts, Stats
 from .store import SessionStore
 
 EXTENSION = "tapbook"
@@ -106,7 +106,7 @@ def build_services(
         warn_if_not_durable(client)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
-    stats = Stats()
+    stats = Stats(shared=SharedCounts(client, f"{settings.redis_key_prefix}:outbox-totals"))
     store = SessionStore(
         client,
         prefix=settings.redis_key_prefix,
@@ -115,7 +115,9 @@ def build_services(
         dedupe_ttl=settings.dedupe_ttl_seconds,
     )
     clock = clock or utc_now
-    desk = BookingDesk(catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id))
+    desk = BookingDesk(
+        catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id), stats
+    )
     conversation = Conversation(
         store,
         build_registry(),
