@@ -140,6 +140,17 @@ def content_message(reply: Outgoing, t: Translator) -> dict[str, Any]:
     return {"template": template.friendly_name, "variables": variables}
 
 
+def preview(message: dict[str, Any]) -> str:
+    """A content message as a terminal shows it: the body, then ``[Title]`` per button or item."""
+    if "body" in message:
+        return str(message["body"])
+    template = next(t for t in TEMPLATES if t.friendly_name == message["template"])
+    variables = message["variables"]
+    keys = button_keys if template.content_type == "twilio/quick-reply" else item_keys
+    titles = [variables[keys(n)[0]] for n in range(1, template.options + 1)]
+    return variables["1"] + "\n\n" + "  ".join(f"[{title}]" for title in titles)
+
+
 class ContentChannel:
     """The webhook answers ``<Response/>``; the reply goes to the outbox as a content message."""
 
