@@ -362,6 +362,19 @@ def test_two_workers_never_send_one_customers_messages_at_once(app: Flask, fake:
     assert first.run_once() == 1
 
 
+def test_callbacks_after_the_last_message_went_out_make_nobody_due(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker
+) -> None:
+    """Delivered and read arrive after the outbox drained: the gauge of customers waiting stays 0."""
+    customer_writes(app, ANA)
+    assert worker.run_once() == 1 and outbox.depth() == 0
+    (accepted,) = fake.accepted
+    for status in ("sent", "delivered", "read"):
+        assert status_callback(app, accepted["StatusCallback"], accepted["sid"], status) == 204
+    assert outbox.depth() == 0 and outbox.next_due_ms() is None
+    assert "tapbook_outbox_due_customers 0.0" in app.test_client().get("/metrics").get_data(as_text=True)
+
+
 # -- the status callback ---------------------------------------------------------------------------
 SID = "SM" + "b" * 32
 STATUS_URL = BASE_URL + "/webhook/status"

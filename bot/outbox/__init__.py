@@ -220,8 +220,9 @@ class Outbox:
             pipe.hsetnx(self.keys.delivery(phone), f"acc:{entry_id}", message_sid)
             pipe.pexpire(self.keys.delivery(phone), RECORD_TTL_MS)
             pipe.execute()
-            # a worker may be waiting for this proof: make the phone due now (LT: never later)
-            self.client.zadd(self.keys.due, {phone: epoch_ms(self.clock())}, lt=True)
+            # a worker waiting for this proof deferred the phone: make it due now (LT: never later; XX: a
+            # drained phone, whose doorbell is gone, is not rung again by its delivered/read callbacks)
+            self.client.zadd(self.keys.due, {phone: epoch_ms(self.clock())}, xx=True, lt=True)
         changed = self._status(
             keys=[self.keys.status(message_sid)],
             args=[status, error_code, epoch_ms(self.clock()), RECORD_TTL_MS, json.dumps(STATUS_RANK)],
