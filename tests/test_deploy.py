@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
@@ -32,3 +33,24 @@ def test_gunicorn_serves_signed_taps_from_a_real_redis(redis_server: RedisServer
         assert reply_texts(body)[0].startswith("Hi Eva! 👋")
         status, _ = post(url, twilio_form("+34600999888", "1"), "forged")
         assert status == 403
+
+
+def test_the_access_log_carries_no_phone_number(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The worker's status callback URL names the customer (``?to=%2B…``); gunicorn's access log must not."""
+    env = {
+        "WEB_CONCURRENCY": "1",
+        "REDIS_URL": redis_server.url,
+        "REDIS_KEY_PREFIX": "accesslogtest",
+        "TWILIO_AUTH_TOKEN": "deploy-token",
+    }
+    with gunicorn(tmp_path, **env) as server:
+        url = server.base + "/webhook/status?" + urlencode({"to": "+34600999888", "entry": "1700000000000-0"})
+        form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+        status, _ = post(url, form, RequestValidator("deploy-token").compute_signature(url, form))
+        assert status == 204
+        webhook = server.base + "/webhook?lang=es"
+        tap = twilio_form("+34600999888", "hola")
+        assert post(webhook, tap, RequestValidator("deploy-token").compute_signature(webhook, tap))[0] == 200
+    log = server.log.read_text()
+    assert '"POST /webhook/status HTTP/1.1" 204' in log and '"POST /webhook HTTP/1.1" 200' in log  # still logged
+    assert "600999888" not in log, log
