@@ -58,6 +58,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -104,6 +109,7 @@ class Outbox:
         self.clock = clock
         self._status = client.register_script(_STATUS)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
 
     # --- producers -------------------------------------------------------------------
     def enqueue_text(self, phone: str, text: str) -> str:
@@ -153,6 +159,10 @@ class Outbox:
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
         return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
+
+    def renew(self, phone: str, token: str, lease_ms: int) -> bool:
+        """Extend our lease; False when it lapsed meanwhile (another worker may hold it now)."""
+        return bool(self._renew(keys=[self.keys.lease(phone)], args=[token, lease_ms]))
 
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
