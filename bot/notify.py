@@ -18,8 +18,7 @@ from .booking.desk import Booking
 from .booking.formats import booking_label
 from .i18n import N_
 from .logs import mask_phone
-from .outbox import epoch_ms
-from .outbox.worker import WINDOW
+from .outbox import epoch_ms, in_window
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def tell_customer(services: Services, phone: str, text: str) -> bool:
     outbox = services.outbox
     try:
         seen = outbox.client.get(outbox.keys.seen(phone))
-        if seen is None or epoch_ms(services.clock()) - int(seen) > WINDOW.total_seconds() * 1000:
+        if not in_window(int(seen) if seen else None, epoch_ms(services.clock())):
             log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form text, not told", mask_phone(phone))
             services.stats.incr("notify.outside_window")
             return False

@@ -260,3 +260,24 @@ def test_catalog_check_of_the_configured_catalog(app: Flask) -> None:
     result = run(app, "catalog", "check")
     assert result.exit_code == 0
     assert "sample_salon.toml: valid. Bella Hair Studio" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bookings", "list"),
+        ("bookings", "export"),
+        ("bookings", "cancel", "K7Q2MX", "--yes"),
+        ("sessions", "stats"),
+        ("sessions", "migrate"),
+        ("templates", "list"),
+        ("worker",),
+    ],
+)
+def test_commands_refuse_the_embedded_store_instead_of_reporting_nothing(args: tuple[str, ...]) -> None:
+    """Without REDIS_URL each process has its own empty store: "No bookings" would be a lie."""
+    app = create_app(app_config(TESTING=False))
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 1
+    assert "REDIS_URL is not set" in result.output
+    assert "Traceback" not in result.output

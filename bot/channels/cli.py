@@ -16,7 +16,7 @@ from flask.cli import with_appcontext
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from ..commands.common import redis_errors_as_one_line
+from ..commands.common import redis_errors_as_one_line, shared_store
 from ..services import get_services
 from .content import TEMPLATES
 from .twilio import TemplateSids
@@ -74,6 +74,7 @@ def templates() -> None:
 @templates.command("sync")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def sync() -> None:
     """Create missing templates (found by friendly name) and record their SIDs in Redis."""
     client, sids = _sids()
@@ -90,6 +91,7 @@ def sync() -> None:
 @templates.command("list")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def list_templates() -> None:
     """The templates the bot uses and the SIDs recorded for them."""
     services = get_services()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -77,8 +77,17 @@ return 0
 """
 
 
+#: WhatsApp takes free-form messages only this long after the customer's last message
+WINDOW = timedelta(hours=24)
+
+
 def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def in_window(seen_ms: int | None, now_ms: int) -> bool:
+    """Whether a customer last heard from at ``seen_ms`` may still get a free-form message."""
+    return seen_ms is not None and now_ms - seen_ms <= WINDOW.total_seconds() * 1000
 
 
 class OutboxKeys:
