@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import redis
 
-from .booking.desk import BookingDesk
+from .booking.desk import BookingDesk, ReadAhead
 from .buttons import Button, without_turn
 from .dispatch import Action, Registry, Unmatched
 from .errors import BadButtonId
@@ -81,10 +82,14 @@ class Conversation:
         round_trips = 0
         try:
             for attempt in range(1, self.max_attempts + 1):
-                snapshot = self.store.load(keys)
+                now = self.clock()
+                ahead = self._read_ahead(message, now)
+                snapshot = self.store.load(keys, partial(self.desk.queue_read_ahead, ahead=ahead) if ahead else None)
                 round_trips += 1
                 if snapshot.prior_reply is not None:
                     return TurnResult(snapshot.prior_reply, "duplicate", "", round_trips, attempt)
+                if ahead:
+                    self.desk.take_read_ahead(ahead, snapshot.also)
                 data, migrated = migrate(snapshot.session, self.default_language)
                 language = self._language(lang_param, snapshot.profile_language, data)
                 turn = Turn(
@@ -93,8 +98,9 @@ class Conversation:
                     t=self.catalogs.get(language),
                     catalogs=self.catalogs,
                     flows=self.flows,
-                    now=self.clock(),
+                    now=now,
                     desk=self.desk,
+                    read_ahead=ahead,
                 )
                 outcome, handler, body = self._run(turn)
                 round_trips += turn.trips
@@ -122,6 +128,17 @@ class Conversation:
         log.warning("gave up on %s after %d conflicting attempts", mask_phone(message.phone), attempt)
         body = render_text_only(self.catalogs.get(language).gettext(BUSY))
         return TurnResult(body, "busy", "", round_trips, attempt)
+
+    def _read_ahead(self, message: InboundMessage, now: datetime) -> ReadAhead | None:
+        """What the tapped button's reply will read, so the load can fetch it in the same trip."""
+        payload = message.button_payload or message.list_id
+        if not payload:
+            return None
+        try:
+            button = Button.unpack(payload)
+        except BadButtonId:
+            return None
+        return self.flows.plan_reads(button, self.desk, now)
 
     def _language(self, lang_param: str | None, profile: str | None, data: dict[str, str]) -> str:
         """``?lang`` → the customer's choice → the session's language → the default."""

@@ -14,8 +14,10 @@ if its ``rev`` is still the one loaded (optimistic versioning), all atomically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import redis
 
@@ -50,6 +52,8 @@ class Snapshot:
     prior_reply: str | None
     session: dict[str, str]
     profile_language: str | None
+    #: replies of the commands ``load(also=...)`` queued, in order
+    also: list[Any] = field(default_factory=list)
 
 
 class CommitStatus(Enum):
@@ -93,14 +97,16 @@ class SessionStore:
             message=f"{self.prefix}:msg:{{{phone}}}:{message_sid}",
         )
 
-    def load(self, keys: TurnKeys) -> Snapshot:
-        """One round trip: the message record, the session and the profile language."""
+    def load(self, keys: TurnKeys, also: Callable[[redis.client.Pipeline], None] | None = None) -> Snapshot:
+        """One round trip: the message record, the session, the profile language and what ``also`` queues."""
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.message)
         pipe.hgetall(keys.session)
         pipe.hget(keys.profile, "language")
-        prior, session, language = pipe.execute()
-        return Snapshot(prior, session, language)
+        if also is not None:
+            also(pipe)
+        prior, session, language, *extra = pipe.execute()
+        return Snapshot(prior, session, language, extra)
 
     def commit(
         self,

@@ -63,8 +63,35 @@ def test_a_retried_delivery_costs_one_and_a_forgery_none(real_app: Flask, sends:
     assert get_services(real_app).stats.get("taps.duplicate") == 1
 
 
-def test_round_trips_along_a_booking(real_app: Flask, sends: list[object]) -> None:
-    """hi, Book: 2 each. Service, day, time, Confirm: 3 each (one read or script of the booking store)."""
+def test_round_trips_along_a_tapped_booking(real_app: Flask, sends: list[object]) -> None:
+    """Tapped buttons: hi, Book, service, day: 2 each (the listing's read rides in the load); time, Confirm: 3."""
+    wa = WhatsApp(real_app.test_client(), TOKEN)
+    db = get_services(real_app).redis
+
+    def tap(number: int) -> str:
+        offered = db.hget("tapbook:session:{+34600111222}", "opts").split()
+        answer = wa.tap(offered[number - 1])
+        assert answer.status == 200
+        return answer.text
+
+    wa.send("menu")  # a first booking connects and loads the scripts
+    for number in [1, 1, 1, 1, 1]:
+        tap(number)
+    per_tap = []
+    before = len(sends)
+    wa.send("hi")
+    per_tap.append(len(sends) - before)
+    for number in [1, 1, 2, 2, 1]:  # Book, Haircut, day 2, time 2, Confirm
+        before = len(sends)
+        text = tap(number)
+        per_tap.append(len(sends) - before)
+    assert text.startswith("Booked!")
+    assert per_tap == [2, 2, 2, 2, 3, 3]
+
+
+def test_round_trips_along_a_typed_booking(real_app: Flask, sends: list[object]) -> None:
+    """Typed numbers: hi, Book: 2 each. Service, day, time, Confirm: 3 each (the store is read once the
+    session says what the number means)."""
     wa = WhatsApp(real_app.test_client(), TOKEN)
     for typed in ["menu", "1", "1", "1", "1", "1"]:  # a first booking connects and loads the scripts
         wa.send(typed)

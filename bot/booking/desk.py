@@ -16,6 +16,8 @@ from .slots import day_starts, free_starts, occupancy, open_dates
 from .store import BookingStore, Occupancy, Outcome
 
 if TYPE_CHECKING:
+    import redis
+
     from ..turn import Turn
 
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no I, L, O, 0, 1: easy to read out
@@ -63,6 +65,29 @@ def booking_ref(token: str, attempt: int) -> str:
     return "".join(chars)
 
 
+@dataclass
+class ReadAhead:
+    """Occupancy a tap will need, read in the engine's load pipeline instead of a trip of its own.
+
+    A tapped button names its service (and day), so the days its reply lists are known before
+    the session is loaded; ``occupancy`` is filled in by that same round trip.
+    """
+
+    resource: str
+    days: list[date]
+    occupancy: Occupancy | None = None
+
+    def serves(self, resource: str, days: list[date]) -> Occupancy | None:
+        if self.occupancy is None or resource != self.resource or not set(days) <= self.occupancy.days.keys():
+            return None
+        return self.occupancy.only(days)
+
+
+def _with_neighbours(days: list[date]) -> list[date]:
+    """Entries are filed under their start's day; buffers and late hours reach into the next one."""
+    return sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+
+
 class BookingDesk:
     def __init__(self, catalog: Catalog, store: BookingStore) -> None:
         self.catalog = catalog
@@ -74,9 +99,31 @@ class BookingDesk:
 
     # -- advice ---------------------------------------------------------------------
     def _occupancy(self, turn: Turn, service: Service, days: list[date]) -> Occupancy:
-        wanted = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+        wanted = _with_neighbours(days)
+        if turn.read_ahead is not None:
+            ready = turn.read_ahead.serves(service.resource, wanted)
+            if ready is not None:
+                return ready
         turn.trips += 1
         return self.store.occupancy(service.resource, wanted)
+
+    # -- reading ahead (in the engine's load pipeline) ---------------------------------
+    def days_ahead(self, service_id: str, now: datetime) -> ReadAhead | None:
+        """What listing the days of ``service_id`` reads (a service tap)."""
+        service = self.catalog.service(service_id)
+        days = open_dates(self.business, now) if service else []
+        return ReadAhead(service.resource, _with_neighbours(days)) if service and days else None
+
+    def times_ahead(self, service_id: str, day: date) -> ReadAhead | None:
+        """What listing the times of ``service_id`` on ``day`` reads (a day tap)."""
+        service = self.catalog.service(service_id)
+        return ReadAhead(service.resource, _with_neighbours([day])) if service else None
+
+    def queue_read_ahead(self, pipe: redis.client.Pipeline, *, ahead: ReadAhead) -> None:
+        self.store.queue_occupancy(pipe, ahead.resource, ahead.days)
+
+    def take_read_ahead(self, ahead: ReadAhead, replies: list) -> None:
+        ahead.occupancy = self.store.parse_occupancy(ahead.days, replies)
 
     def free_days(self, turn: Turn, service: Service, *, skip: frozenset[str] = frozenset()) -> list[date]:
         """Open days with at least one free time for ``service``."""

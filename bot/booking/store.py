@@ -168,6 +168,10 @@ class Occupancy:
     redis_ms: int
     days: dict[date, DayEntries]
 
+    def only(self, days: list[date]) -> Occupancy:
+        """The same reading restricted to ``days`` (each must have been read)."""
+        return Occupancy(self.redis_ms, {day: self.days[day] for day in days})
+
     def intervals(self, *, skip: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
         """Every live entry's interval, except the ids in ``skip``."""
         return [
@@ -227,10 +231,19 @@ class BookingStore:
     def occupancy(self, resource: str, days: list[date]) -> Occupancy:
         """The entries of ``days`` (callers include neighbours), with the Redis clock."""
         pipe = self.client.pipeline(transaction=False)
+        self.queue_occupancy(pipe, resource, days)
+        return self.parse_occupancy(days, pipe.execute())
+
+    def queue_occupancy(self, pipe: redis.client.Pipeline, resource: str, days: list[date]) -> None:
+        """Add the reads of :meth:`occupancy` to ``pipe`` (``TIME``, then one ``HGETALL`` per day)."""
         pipe.time()
         for day in days:
             pipe.hgetall(self.day_key(resource, day))
-        (seconds, micros), *hashes = pipe.execute()
+
+    @staticmethod
+    def parse_occupancy(days: list[date], replies: list) -> Occupancy:
+        """The :class:`Occupancy` from the replies of :meth:`queue_occupancy`, in order."""
+        (seconds, micros), *hashes = replies
         parsed = {
             day: {entry_id: _entry(value) for entry_id, value in entries.items()}
             for day, entries in zip(days, hashes, strict=True)
