@@ -115,6 +115,7 @@ class Run:
     round_trips: list[int] = field(default_factory=list)
     trips_by_handler: dict[str, list[int]] = field(default_factory=dict)
     commands: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     bookings: int = 0
 
     @property
@@ -175,6 +176,7 @@ def read_round_trips(log: Path, offset: int, run: Run) -> None:
         handle.seek(offset)
         text = handle.read().decode("utf-8", "replace")
     for outcome, handler, trips in _TRIPS.findall(text):
+        run.outcomes[outcome] += 1
         run.round_trips.append(int(trips))
         run.trips_by_handler.setdefault(handler if outcome == "ok" else outcome, []).append(int(trips))
 
@@ -346,6 +348,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=1200, help="per run (6 taps each)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (one thread each)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, requests)")
     args = parser.parse_args()
     started, clock = datetime.now(UTC), time.monotonic()
     wrk_binary = ensure_wrk()
@@ -403,7 +406,8 @@ def main() -> None:
             runs.append(run)
             print(
                 f"round {round_number + 1} {kind:8}: {run.rate:7.0f}/s  p50 {run.p50_ms:6.1f} ms  "
-                f"p99 {run.p99_ms:6.1f} ms  errors {run.errors}" + (f"  bookings {run.bookings}" if run.bookings else ""),
+                f"p99 {run.p99_ms:6.1f} ms  errors {run.errors}"
+                + (f"  bookings {run.bookings}  taps {dict(run.outcomes)}" if kind != "baseline" else ""),
                 flush=True,
             )
         text = report(runs, memory, args, started, time.monotonic() - clock)
@@ -415,7 +419,10 @@ def main() -> None:
         for app in apps:
             app.stop()
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
