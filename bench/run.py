@@ -378,7 +378,7 @@ def main() -> None:
             schedule += [(round_number, kind) for kind in kinds[shift:] + kinds[:shift]]
         print(f"generating {len(schedule)} runs of {args.conversations} signed conversations…", flush=True)
         directories = {}
-        for index, (round_number, kind) in enumerate(schedule):
+        for index in range(len(schedule)):
             conversations = list(plan.conversations(first_phone=index * 100_000, count=args.conversations))
             per_thread = [interleave(conversations[k :: args.connections], width=4) for k in range(args.connections)]
             directories[index] = workdir / f"run-{index}"

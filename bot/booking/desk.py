@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .catalog import Catalog, Service
-from .slots import day_starts, free_starts, occupancy, open_dates
+from .slots import day_grid, day_starts, free_starts, has_free_start, occupancy, open_dates
 from .store import BookingStore, Occupancy, Outcome
 
 if TYPE_CHECKING:
@@ -89,10 +89,24 @@ def _with_neighbours(days: list[date]) -> list[date]:
 
 
 class BookingDesk:
+    #: grids kept at most (a service's starts on one date never change while the catalog does not)
+    GRIDS = 4096
+
     def __init__(self, catalog: Catalog, store: BookingStore) -> None:
         self.catalog = catalog
         self.business = catalog.business
         self.store = store
+        self._grids: dict[tuple[str, date], list[datetime]] = {}
+
+    def _grid(self, service: Service, day: date) -> list[datetime]:
+        """The day's grid, computed once per process (time zone arithmetic is the listings' main cost)."""
+        key = (service.id, day)
+        grid = self._grids.get(key)
+        if grid is None:
+            if len(self._grids) >= self.GRIDS:
+                self._grids.clear()
+            grid = self._grids[key] = day_grid(self.business, service, day)
+        return grid
 
     def local_day(self, at: datetime) -> date:
         return at.astimezone(self.business.timezone).date()
@@ -131,13 +145,16 @@ class BookingDesk:
         if not days:
             return []
         taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        return [d for d in days if free_starts(self.business, service, d, turn.now, taken)]
+        return [d for d in days if has_free_start(self.business, service, d, turn.now, taken, self._grid(service, d))]
 
     def free_times(
         self, turn: Turn, service: Service, day: date, *, skip: frozenset[str] = frozenset()
     ) -> list[datetime]:
         taken = self._occupancy(turn, service, [day]).intervals(skip=skip)
-        return free_starts(self.business, service, day, turn.now, taken)
+        return self._free_starts(turn, service, day, taken)
+
+    def _free_starts(self, turn: Turn, service: Service, day: date, taken: list[tuple[int, int]]) -> list[datetime]:
+        return free_starts(self.business, service, day, turn.now, taken, self._grid(service, day))
 
     def nearest(
         self, turn: Turn, service: Service, at: datetime, *, skip: frozenset[str] = frozenset(), count: int = 5
@@ -147,12 +164,13 @@ class BookingDesk:
         if not days:
             return []
         taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        times = [t for d in days for t in free_starts(self.business, service, d, turn.now, taken)]
+        times = [t for d in days for t in self._free_starts(turn, service, d, taken)]
         return sorted(sorted(times, key=lambda t: abs(t - at))[:count])
 
     def is_offerable(self, turn: Turn, service: Service, at: datetime) -> bool:
         """Whether ``at`` is a start the rules allow now (hours, grid, DST, notice, horizon)."""
-        return at in day_starts(self.business, service, self.local_day(at), turn.now)
+        day = self.local_day(at)
+        return at in day_starts(self.business, service, day, turn.now, self._grid(service, day))
 
     # -- actions --------------------------------------------------------------------
     def hold(

@@ -67,26 +67,37 @@ def _reached(day: date, minute: int, tz: ZoneInfo) -> datetime:
     return instant
 
 
-def day_starts(business: Business, service: Service, day: date, now: datetime) -> list[datetime]:
-    """Start instants (aware UTC) for ``service`` on local date ``day``, ignoring occupancy.
+def day_grid(business: Business, service: Service, day: date) -> list[datetime]:
+    """Every start (aware UTC) of ``service``'s grid on local date ``day``, whatever the date today.
 
     The grid steps ``slot_minutes`` of wall-clock time from each range's start, whatever is booked.
     The service must end, in real time, by the range's end; its buffers may lie outside the hours.
+    It depends on nothing but the catalog, so callers may keep it (see ``BookingDesk``).
     """
-    if not _is_open(business, day, local_today(business, now)):
-        return []
     tz = business.timezone
-    earliest = now + timedelta(minutes=business.min_notice_minutes)
     length = timedelta(minutes=service.minutes)
     starts: set[datetime] = set()
-    for opening in business.hours[day.weekday()]:
+    for opening in business.hours.get(day.weekday(), ()):
         closing = _reached(day, opening.end, tz)
         for minute in range(opening.start, opening.end, business.slot_minutes):
             wall = _wall(day, minute)
             start = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the first of a repeated time
-            if _exists(wall, tz, start) and earliest <= start and start + length <= closing:
+            if _exists(wall, tz, start) and start + length <= closing:
                 starts.add(start)
     return sorted(starts)
+
+
+def day_starts(
+    business: Business, service: Service, day: date, now: datetime, grid: list[datetime] | None = None
+) -> list[datetime]:
+    """Start instants (aware UTC) for ``service`` on local date ``day``, ignoring occupancy.
+
+    :func:`day_grid` (``grid``, if the caller kept it) within the horizon, after the minimum notice.
+    """
+    if not _is_open(business, day, local_today(business, now)):
+        return []
+    earliest = now + timedelta(minutes=business.min_notice_minutes)
+    return [start for start in (day_grid(business, service, day) if grid is None else grid) if earliest <= start]
 
 
 def occupancy(service: Service, start: datetime) -> tuple[int, int]:
@@ -110,11 +121,29 @@ def fits(service: Service, start: datetime, entries: Iterable[tuple[int, int]]) 
 
 
 def free_starts(
-    business: Business, service: Service, day: date, now: datetime, entries: Iterable[tuple[int, int]]
+    business: Business,
+    service: Service,
+    day: date,
+    now: datetime,
+    entries: Iterable[tuple[int, int]],
+    grid: list[datetime] | None = None,
 ) -> list[datetime]:
     """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource)."""
     entries = list(entries)
-    return [start for start in day_starts(business, service, day, now) if fits(service, start, entries)]
+    return [start for start in day_starts(business, service, day, now, grid) if fits(service, start, entries)]
+
+
+def has_free_start(
+    business: Business,
+    service: Service,
+    day: date,
+    now: datetime,
+    entries: Iterable[tuple[int, int]],
+    grid: list[datetime] | None = None,
+) -> bool:
+    """Whether :func:`free_starts` would find any: stops at the first."""
+    entries = list(entries)
+    return any(fits(service, start, entries) for start in day_starts(business, service, day, now, grid))
 
 
 def day_window(business: Business, day: date) -> tuple[int, int]:
