@@ -4,12 +4,17 @@ Keys (one hash tag per phone, so a turn's keys share a Redis Cluster slot)::
 
     <prefix>:session:{+E164}            hash, expires SESSION_TTL_SECONDS after the last write
     <prefix>:profile:{+E164}            hash, the customer's language choice (long-lived)
-    <prefix>:msg:{+E164}:<MessageSid>   string, the reply sent for that message (dedupe)
+    <prefix>:msg:{+E164}:<MessageSid>   string, the reply sent for that message, kept DEDUPE_TTL_SECONDS
 
 A tap is :meth:`SessionStore.load` (one pipelined read) then :meth:`SessionStore.commit`
 (one Lua script). The script claims the MessageSid (``SET NX`` semantics: a message
 already answered returns the first reply and writes nothing) and saves the session only
 if its ``rev`` is still the one loaded (optimistic versioning), all atomically.
+
+Exactly once, cheaply: the reply record lives only as long as Twilio may retry (its whole
+budget, retries included, is 15 s), while the session's ``seen`` field keeps the short ids of
+the last few messages for as long as the session lives. A retry after its record expired is
+recognised by ``seen`` and changes nothing; it is answered with an empty TwiML response.
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ from typing import Any
 
 import redis
 
+# KEYS: message record, session, profile
+# ARGV: reply, expected rev, session ttl ms, reply ttl ms, profile language, profile ttl ms,
+#       this message's short id, then the session's field/value pairs
 _COMMIT = """
 local prior = redis.call('GET', KEYS[1])
 if prior then return {'duplicate', prior} end
-local rev = redis.call('HGET', KEYS[2], 'rev') or ''
+local state = redis.call('HMGET', KEYS[2], 'rev', 'seen')
+if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. ARGV[7] .. ' ', 1, true) then
+  return {'duplicate', ''}
+end
+local rev = state[1] or ''
 if rev ~= ARGV[2] then return {'conflict', rev} end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+redis.call('HSET', KEYS[2], unpack(ARGV, 8))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 if ARGV[5] ~= '' then
@@ -37,12 +49,22 @@ end
 return {'ok', ''}
 """
 
+#: how many recent messages the session remembers as answered (``seen``)
+SEEN = 4
+
+
+def short_id(message_sid: str) -> str:
+    """What ``seen`` keeps of a MessageSid: its last 8 characters (32 random bits)."""
+    return message_sid[-8:]
+
 
 @dataclass(frozen=True)
 class TurnKeys:
     session: str
     profile: str
     message: str
+    #: the message's :func:`short_id`, as the session's ``seen`` keeps it
+    seen_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,8 @@ class Snapshot:
     prior_reply: str | None
     session: dict[str, str]
     profile_language: str | None
+    #: answered before, but its reply is no longer kept (see ``DEDUPE_TTL_SECONDS``)
+    answered: bool = False
     #: replies of the commands ``load(also=...)`` queued, in order
     also: list[Any] = field(default_factory=list)
 
@@ -95,6 +119,7 @@ class SessionStore:
             session=self.session_key(phone),
             profile=f"{self.prefix}:profile:{{{phone}}}",
             message=f"{self.prefix}:msg:{{{phone}}}:{message_sid}",
+            seen_as=short_id(message_sid),
         )
 
     def load(self, keys: TurnKeys, also: Callable[[redis.client.Pipeline], None] | None = None) -> Snapshot:
@@ -106,7 +131,8 @@ class SessionStore:
         if also is not None:
             also(pipe)
         prior, session, language, *extra = pipe.execute()
-        return Snapshot(prior, session, language, extra)
+        answered = prior is None and keys.seen_as in session.get("seen", "").split()
+        return Snapshot(prior, session, language, answered, extra)
 
     def commit(
         self,
@@ -117,7 +143,11 @@ class SessionStore:
         reply: str,
         profile_language: str | None,
     ) -> CommitResult:
-        """One round trip: claim the message, save the session, record the reply."""
+        """One round trip: claim the message, save the session, record the reply.
+
+        The session's ``seen`` gets this message's short id in front of the last few, so a retry
+        that comes after its reply record expired is still recognised (and answered with nothing).
+        """
         args = [
             reply,
             expected_rev,
@@ -125,8 +155,10 @@ class SessionStore:
             self._dedupe_ttl_ms,
             profile_language or "",
             self._profile_ttl_ms,
+            keys.seen_as,
         ]
-        for name, value in fields.items():
+        seen = [keys.seen_as, *fields.get("seen", "").split()][:SEEN]
+        for name, value in {**fields, "seen": " ".join(seen)}.items():
             args += (name, value)
         status, detail = self._commit(keys=[keys.message, keys.session, keys.profile], args=args)
         status = CommitStatus(status)
