@@ -182,37 +182,61 @@ def read_round_trips(log: Path, offset: int, run: Run) -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
-def sample_phone_keys(client: redis.Redis, number: str) -> list[bytes]:
-    """Every key a phone's conversation leaves (session, profile, message records), bookings aside."""
-    keys = [k for k in (f"{PREFIX}:session:{{{number}}}".encode(), f"{PREFIX}:profile:{{{number}}}".encode())
-            if client.exists(k)]  # fmt: skip
-    return keys + sorted(client.scan_iter(match=f"{PREFIX}:msg:{{{number}}}:*", count=1000))
+def sample_phone_keys(client: redis.Redis, number: str) -> tuple[list[bytes], list[bytes]]:
+    """The keys a phone's conversation leaves, bookings aside: its state (session, profile) for as
+    long as the conversation lives, and its reply records (kept DEDUPE_TTL_SECONDS)."""
+    state = [k for k in (f"{PREFIX}:session:{{{number}}}".encode(), f"{PREFIX}:profile:{{{number}}}".encode())
+             if client.exists(k)]  # fmt: skip
+    return state, sorted(client.scan_iter(match=f"{PREFIX}:msg:{{{number}}}:*", count=1000))
 
 
-def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn) -> float:
-    """100,000 sessions, copies of real ones: returns Redis memory per session (used_memory delta).
+@dataclass
+class Memory:
+    per_session: float  # used_memory per active session (state only)
+    per_reply: float  # used_memory per reply record
+    by_step: list[int]  # MEMORY USAGE of the session hash after tap 1..6
+
+
+Sample = tuple[str, list[tuple[bytes, bytes, int]]]  # a phone and its keys: (key, DUMP, PTTL)
+
+
+def _clone(client: redis.Redis, samples: list[Sample], count: int, base: int) -> float:
+    """``count`` copies of the samples' keys under other phones (DUMP/RESTORE keeps encoding and TTL);
+    returns the used_memory delta per copy."""
+    before = client.info("memory")["used_memory"]
+    pipe = client.pipeline(transaction=False)
+    for index in range(count):
+        number, keys = samples[index % len(samples)]
+        other = phone(base + index).encode()
+        for key, dumped, ttl in keys:
+            pipe.restore(key.replace(number.encode(), other), max(ttl, 1), dumped, replace=True)
+        if index % 2000 == 1999:
+            pipe.execute()
+    pipe.execute()
+    return (client.info("memory")["used_memory"] - before) / count
+
+
+def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn) -> Memory:
+    """100,000 active sessions, copies of real ones, and what they and the reply records cost.
 
     Six sample phones talk to the running bot, each stopping after a different tap of the
-    conversation (1 to 6); every key each one left is copied (DUMP/RESTORE keeps the encoding
-    and the remaining TTL) under 100,000 other phones, an even mix of the six states.
+    conversation (1 to 6); the state each one left is copied under 100,000 other phones, an
+    even mix of the six steps. Reply records are measured apart (10,000 copies, then deleted):
+    they live DEDUPE_TTL_SECONDS after each tap, not as long as the session.
     """
-    samples = []
+    states, replies, by_step = [], [], []
     for taps in range(1, 7):
         number = phone(9_000_000 + taps)
         for tap in plan.conversation(number, taps)[:taps]:
             post(bot.url, tap)
-        samples.append((number, [(k, client.dump(k), client.pttl(k)) for k in sample_phone_keys(client, number)]))
-    before = client.info("memory")["used_memory"]
-    pipe = client.pipeline(transaction=False)
-    for index in range(LARGE_SESSIONS):
-        number, keys = samples[index % len(samples)]
-        other = phone(8_000_000 + index).encode()
-        for key, dumped, ttl in keys:
-            pipe.restore(key.replace(number.encode(), other), max(ttl, 0), dumped, replace=True)
-        if index % 2000 == 1999:
-            pipe.execute()
-    pipe.execute()
-    return (client.info("memory")["used_memory"] - before) / LARGE_SESSIONS
+        state, records = sample_phone_keys(client, number)
+        by_step.append(client.memory_usage(state[0]))
+        states.append((number, [(k, client.dump(k), client.pttl(k)) for k in state]))
+        replies.append((number, [(k, client.dump(k), client.pttl(k)) for k in records[:1]]))
+    per_reply = _clone(client, replies, 10_000, 7_000_000)
+    client.delete(*client.scan_iter(match=f"{PREFIX}:msg:{{+15557*", count=10_000))  # the copies
+    per_session = _clone(client, states, LARGE_SESSIONS, 8_000_000)
+    return Memory(per_session, per_reply, by_step)
 
 
 def post(url: str, tap: Tap) -> None:
@@ -275,7 +299,7 @@ def machine() -> str:
     return f"{os.cpu_count()} × {model}, {platform.system()} {platform.release()}, load average {load:.2f} at start"
 
 
-def report(runs: list[Run], memory: float, args: argparse.Namespace, started: datetime, total: float) -> str:
+def report(runs: list[Run], memory: Memory, args: argparse.Namespace, started: datetime, total: float) -> str:
     by_kind = {kind: [r for r in runs if r.kind == kind] for kind in ("baseline", "empty", "large")}
     rate = {kind: median([r.rate for r in rs]) for kind, rs in by_kind.items()}
     p50 = {kind: median([r.p50_ms for r in rs]) for kind, rs in by_kind.items()}
@@ -308,7 +332,11 @@ def report(runs: list[Run], memory: float, args: argparse.Namespace, started: da
         ("Redis round trips per tap (median)", f"{trips_median:g}", f"≤ 2: {verdict(trips_median <= 2)}"),
         ("Round trips by step (median)", steps, ""),
         ("Redis commands per tap (mean)", f"{per_tap:.1f}", top),
-        ("Redis memory per active session (bytes)", f"{memory:.0f}", f"≤ 256: {verdict(memory <= 256)}"),
+        ("Redis memory per active session (bytes)", f"{memory.per_session:.0f}",
+         f"≤ 256: {verdict(memory.per_session <= 256)}; MEMORY USAGE of the session hash after taps 1-6: "
+         + ", ".join(map(str, memory.by_step))),
+        ("Redis memory per reply record (bytes)", f"{memory.per_reply:.0f}",
+         "kept DEDUPE_TTL_SECONDS (60 s) after each tap, for Twilio's retries"),
         ("Bot taps/s, large data set", f"{rate['large']:.0f}", f"p50 / p99 {p50['large']:.1f} / {p99['large']:.1f} ms"),
         ("Large / empty throughput", f"{rate['large'] / rate['empty']:.2f}",
          f"≥ 0.9: {verdict(rate['large'] >= 0.9 * rate['empty'])}"),
@@ -384,14 +412,14 @@ def main() -> None:
             directories[index] = workdir / f"run-{index}"
             write_requests(directories[index], per_thread, host)
         runs: list[Run] = []
-        memory = float("nan")
+        memory: Memory | None = None
         for index, (round_number, kind) in enumerate(schedule):
             if kind != "baseline":
                 client.flushall()
                 if kind == "large":
                     print("filling the large data set…", flush=True)
-                    memory_now = fill_sessions(client, plan, bot)
-                    memory = memory if memory == memory else memory_now
+                    measured = fill_sessions(client, plan, bot)
+                    memory = memory or measured
                     fill_bookings(client, CATALOG, datetime.now(UTC))
                 client.config_resetstat()
             target = baseline if kind == "baseline" else bot
@@ -410,6 +438,7 @@ def main() -> None:
                 + (f"  bookings {run.bookings}  taps {dict(run.outcomes)}" if kind != "baseline" else ""),
                 flush=True,
             )
+        assert memory is not None, "every round has a run on the large data set"
         text = report(runs, memory, args, started, time.monotonic() - clock)
         print()
         print(text)

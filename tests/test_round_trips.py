@@ -10,6 +10,7 @@ import redis.connection
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.sessions import Session
 
 from .conftest import TOKEN, app_config
 from .whatsapp import WhatsApp
@@ -70,7 +71,7 @@ def test_round_trips_along_a_tapped_booking(real_app: Flask, sends: list[object]
 
     def tap(number: int) -> tuple[str, int]:
         """The reply's text and the round trips of the tap (reading the offered IDs is not counted)."""
-        button = db.hget("tapbook:session:{+34600111222}", "opts").split()[number - 1]
+        button = Session(db.hgetall("tapbook:session:{+34600111222}")).offered[number - 1]
         before = len(sends)
         answer = wa.tap(button)
         assert answer.status == 200
