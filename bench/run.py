@@ -250,7 +250,8 @@ def post(url: str, tap: Tap) -> None:
 
 
 def fill_bookings(client: redis.Redis, catalog_path: Path, now: datetime) -> None:
-    """50,000 confirmed bookings over days 1 to 14, written as the booking script writes them."""
+    """50,000 confirmed bookings over days 1 to 14, written as the booking script writes them
+    (booking hash, customer and business indexes, one counted entry per booked interval)."""
     catalog = load_catalog(catalog_path, languages=frozenset({"en", "es", "pt"}))
     business = catalog.business
     store = BookingStore(client, prefix=PREFIX, business=business.id)
@@ -259,6 +260,7 @@ def fill_bookings(client: redis.Redis, catalog_path: Path, now: datetime) -> Non
     starts = {(s.id, d): day_starts(business, s, d, now) for s in catalog.services for d in days}
     pipe = client.pipeline(transaction=False)
     services = catalog.services
+    places: Counter[tuple[str, int, int]] = Counter()  # (day key, start, end) -> bookings
     for index in range(LARGE_BOOKINGS):
         service = services[index % len(services)]
         day = days[(index // len(services)) % len(days)]
@@ -268,16 +270,18 @@ def fill_bookings(client: redis.Redis, catalog_path: Path, now: datetime) -> Non
         ref = "".join(REF_ALPHABET[(index // len(REF_ALPHABET) ** k) % len(REF_ALPHABET)] for k in range(6))
         customer = f"+1557{index // 2:07d}"
         at = int(start.timestamp())
-        pipe.hset(store.day_key(service.resource, day), ref, f"{begin},{end},0")
+        places[(store.day_key(service.resource, day), begin, end)] += 1
         pipe.hset(store.booking_key(ref), mapping={
             "ref": ref, "phone": customer, "name": "Bench", "service": service.id, "start": at,
             "end": at + service.minutes * 60, "day": day.strftime("%Y%m%d"), "status": "confirmed",
-            "language": "en", "created_at": int(now.timestamp()),
+            "language": "en", "created_at": int(now.timestamp()), "occ": f"{begin},{end}",
         })  # fmt: skip
         pipe.zadd(store.customer_key(customer), {ref: at})
         pipe.zadd(store.all_bookings_key, {ref: at})
         if index % 2000 == 1999:
             pipe.execute()
+    for (key, begin, end), count in places.items():  # as the booking script counts them
+        pipe.hset(key, f"={begin},{end}", f"{begin},{end},0,{count}")
     pipe.execute()
 
 

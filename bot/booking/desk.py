@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .catalog import Catalog, Service
 from .slots import day_grid, day_starts, free_starts, has_free_start, occupancy, open_dates
-from .store import BookingStore, Occupancy, Outcome
+from .store import BookingStore, Occupancy, Outcome, Weighted
 
 if TYPE_CHECKING:
     import redis
@@ -32,6 +32,7 @@ class Booking:
     end: datetime
     status: str  # confirmed, cancelled, rescheduled
     name: str = ""
+    occ: str = ""  # "start,end" of the place it takes (with buffers); empty for bookings made before counts
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Booking:
@@ -43,7 +44,13 @@ class Booking:
             end=datetime.fromtimestamp(int(data["end"]), UTC),
             status=data.get("status", ""),
             name=data.get("name", ""),
+            occ=data.get("occ", ""),
         )
+
+    @property
+    def place(self) -> str:
+        """Its id among a day's entries as listings skip it: the counted interval, or its own REF."""
+        return f"={self.occ}" if self.occ else self.ref
 
 
 def epoch(at: datetime) -> int:
@@ -153,7 +160,7 @@ class BookingDesk:
         taken = self._occupancy(turn, service, [day]).intervals(skip=skip)
         return self._free_starts(turn, service, day, taken)
 
-    def _free_starts(self, turn: Turn, service: Service, day: date, taken: list[tuple[int, int]]) -> list[datetime]:
+    def _free_starts(self, turn: Turn, service: Service, day: date, taken: list[Weighted]) -> list[datetime]:
         return free_starts(self.business, service, day, turn.now, taken, self._grid(service, day))
 
     def nearest(

@@ -106,17 +106,18 @@ def occupancy(service: Service, start: datetime) -> tuple[int, int]:
     return at - service.buffer_before_minutes * 60, at + (service.minutes + service.buffer_after_minutes) * 60
 
 
-def fits(service: Service, start: datetime, entries: Iterable[tuple[int, int]]) -> bool:
+def fits(service: Service, start: datetime, entries: Iterable[tuple[int, ...]]) -> bool:
     """Whether a booking at ``start`` keeps the resource within ``service.capacity``.
 
-    ``entries`` are the occupancy intervals of live holds and bookings on the resource. The most
+    ``entries`` are the occupancy intervals ``(start, end)`` of live holds and bookings on the
+    resource, or ``(start, end, count)`` for ``count`` entries of the same interval. The most
     entries overlapping any one instant of the candidate's interval must be below capacity; that
     maximum is reached at the candidate's start or at some entry's (clipped) start.
     """
     a, b = occupancy(service, start)
-    clipped = [(max(s, a), min(e, b)) for s, e in entries if s < b and a < e]
-    points = {a, *(s for s, _ in clipped)}
-    busiest = max(sum(1 for s, e in clipped if s <= p < e) for p in points)
+    clipped = [(max(e[0], a), min(e[1], b), e[2] if len(e) > 2 else 1) for e in entries if e[0] < b and a < e[1]]
+    points = {a, *(s for s, _, _ in clipped)}
+    busiest = max(sum(n for s, e, n in clipped if s <= p < e) for p in points)
     return busiest < service.capacity
 
 
@@ -125,7 +126,7 @@ def free_starts(
     service: Service,
     day: date,
     now: datetime,
-    entries: Iterable[tuple[int, int]],
+    entries: Iterable[tuple[int, ...]],
     grid: list[datetime] | None = None,
 ) -> list[datetime]:
     """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource)."""
@@ -138,7 +139,7 @@ def has_free_start(
     service: Service,
     day: date,
     now: datetime,
-    entries: Iterable[tuple[int, int]],
+    entries: Iterable[tuple[int, ...]],
     grid: list[datetime] | None = None,
 ) -> bool:
     """Whether :func:`free_starts` would find any: stops at the first."""

@@ -138,7 +138,7 @@ def render_alternatives(turn: Turn) -> Reply:
 
 def _skip(turn: Turn) -> frozenset[str]:
     """What must not count as taken for this customer: their own hold and the booking being moved."""
-    return frozenset(filter(None, (turn.session.get("hold"), turn.session.get("resched"))))
+    return frozenset(filter(None, (turn.session.get(name) for name in ("hold", "resched", "rocc"))))
 
 
 def _back_from_dates(turn: Turn) -> Reply:
