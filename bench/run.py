@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -240,8 +241,6 @@ def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn) ->
 
 
 def post(url: str, tap: Tap) -> None:
-    from urllib.parse import urlencode
-
     request = urllib.request.Request(
         url + "/webhook", data=urlencode(tap.form).encode(), headers={"X-Twilio-Signature": tap.signature}
     )

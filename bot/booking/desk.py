@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .catalog import Catalog, Service
-from .slots import day_grid, day_starts, free_starts, has_free_start, occupancy, open_dates
+from .slots import day_grid, day_starts, free_starts, occupancy, open_dates
 from .store import BookingStore, Occupancy, Outcome, Weighted
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class BookingDesk:
         if not days:
             return []
         taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        return [d for d in days if has_free_start(self.business, service, d, turn.now, taken, self._grid(service, d))]
+        return [d for d in days if self._free_starts(turn, service, d, taken, limit=1)]
 
     def free_times(
         self, turn: Turn, service: Service, day: date, *, skip: frozenset[str] = frozenset()
@@ -160,8 +160,10 @@ class BookingDesk:
         taken = self._occupancy(turn, service, [day]).intervals(skip=skip)
         return self._free_starts(turn, service, day, taken)
 
-    def _free_starts(self, turn: Turn, service: Service, day: date, taken: list[Weighted]) -> list[datetime]:
-        return free_starts(self.business, service, day, turn.now, taken, self._grid(service, day))
+    def _free_starts(
+        self, turn: Turn, service: Service, day: date, taken: list[Weighted], limit: int | None = None
+    ) -> list[datetime]:
+        return free_starts(self.business, service, day, turn.now, taken, self._grid(service, day), limit=limit)
 
     def nearest(
         self, turn: Turn, service: Service, at: datetime, *, skip: frozenset[str] = frozenset(), count: int = 5

@@ -11,6 +11,7 @@ Occupancy intervals are epoch seconds, half-open ``[start, end)``: touching ones
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -128,23 +129,16 @@ def free_starts(
     now: datetime,
     entries: Iterable[tuple[int, ...]],
     grid: list[datetime] | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[datetime]:
-    """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource)."""
-    entries = list(entries)
-    return [start for start in day_starts(business, service, day, now, grid) if fits(service, start, entries)]
+    """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource).
 
-
-def has_free_start(
-    business: Business,
-    service: Service,
-    day: date,
-    now: datetime,
-    entries: Iterable[tuple[int, ...]],
-    grid: list[datetime] | None = None,
-) -> bool:
-    """Whether :func:`free_starts` would find any: stops at the first."""
+    ``limit`` stops at that many (``limit=1``: is there any free time at all?).
+    """
     entries = list(entries)
-    return any(fits(service, start, entries) for start in day_starts(business, service, day, now, grid))
+    found = (start for start in day_starts(business, service, day, now, grid) if fits(service, start, entries))
+    return list(itertools.islice(found, limit))
 
 
 def day_window(business: Business, day: date) -> tuple[int, int]:
