@@ -303,7 +303,8 @@ def machine() -> str:
 
 
 def report(runs: list[Run], memory: Memory, args: argparse.Namespace, started: datetime, total: float) -> str:
-    by_kind = {kind: [r for r in runs if r.kind == kind] for kind in ("baseline", "empty", "large")}
+    kinds = ("baseline", "empty", "large", "baseline-light", "empty-light")
+    by_kind = {kind: [r for r in runs if r.kind == kind] for kind in kinds}
     rate = {kind: median([r.rate for r in rs]) for kind, rs in by_kind.items()}
     p50 = {kind: median([r.p50_ms for r in rs]) for kind, rs in by_kind.items()}
     p99 = {kind: median([r.p99_ms for r in rs]) for kind, rs in by_kind.items()}
@@ -332,6 +333,9 @@ def report(runs: list[Run], memory: Memory, args: argparse.Namespace, started: d
         ("Baseline p50 / p99 latency (ms)", f"{p50['baseline']:.1f} / {p99['baseline']:.1f}", ""),
         ("Bot p99 / baseline p99", f"{p99['empty'] / p99['baseline']:.2f}",
          f"≤ 2: {verdict(p99['empty'] <= 2 * p99['baseline'])}"),
+        ("Service time, 2 connections: bot p50 / p99 (ms)", f"{p50['empty-light']:.1f} / {p99['empty-light']:.1f}",
+         f"baseline {p50['baseline-light']:.1f} / {p99['baseline-light']:.1f}; "
+         f"p99 ratio {p99['empty-light'] / p99['baseline-light']:.2f}"),
         ("Redis round trips per tap (median)", f"{trips_median:g}", f"≤ 2: {verdict(trips_median <= 2)}"),
         ("Round trips by step (median)", steps, ""),
         ("Redis commands per tap (mean)", f"{per_tap:.1f}", top),
@@ -351,7 +355,8 @@ def report(runs: list[Run], memory: Memory, args: argparse.Namespace, started: d
         f"--connections {args.connections}`, {started:%Y-%m-%d %H:%M} UTC, {total:.0f} s in all.",
         f"Machine: {machine()}. gunicorn.conf.py defaults (cores + 1 workers × 4 threads).",
         f"Each run: {args.conversations} conversations × 6 taps over {args.connections} connections; medians of "
-        f"{args.rounds} rounds (baseline, bot on an empty Redis, bot on the large data set, in alternation).",
+        f"{args.rounds} rounds (baseline, bot on an empty Redis, bot on the large data set, in alternation; then "
+        f"both apps at light load: {args.conversations // 6} conversations over {args.light_connections} connections).",
         "",
         "| Measure | Value | Target / detail |",
         "|---|---|---|",
@@ -378,6 +383,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--conversations", type=int, default=1200, help="per run (6 taps each)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (one thread each)")
+    parser.add_argument("--light-connections", type=int, default=2, help="for the service-time runs")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, requests)")
     args = parser.parse_args()
@@ -406,18 +412,23 @@ def main() -> None:
         for round_number in range(args.rounds):
             kinds = ["baseline", "empty", "large"]
             shift = round_number % len(kinds)
-            schedule += [(round_number, kind) for kind in kinds[shift:] + kinds[:shift]]
-        print(f"generating {len(schedule)} runs of {args.conversations} signed conversations…", flush=True)
-        directories = {}
-        for index in range(len(schedule)):
-            conversations = list(plan.conversations(first_phone=index * 100_000, count=args.conversations))
-            per_thread = [interleave(conversations[k :: args.connections], width=4) for k in range(args.connections)]
+            light = ["baseline-light", "empty-light"][:: 1 if round_number % 2 else -1]
+            schedule += [(round_number, kind) for kind in kinds[shift:] + kinds[:shift] + light]
+        print(f"generating {len(schedule)} runs of signed conversations…", flush=True)
+        directories, connections = {}, {}
+        for index, (_, kind) in enumerate(schedule):
+            light = kind.endswith("-light")
+            connections[index] = args.light_connections if light else args.connections
+            count = args.conversations // 6 if light else args.conversations
+            conversations = list(plan.conversations(first_phone=index * 100_000, count=count))
+            threads = connections[index]
+            per_thread = [interleave(conversations[k::threads], width=4) for k in range(threads)]
             directories[index] = workdir / f"run-{index}"
             write_requests(directories[index], per_thread, host)
         runs: list[Run] = []
         memory: Memory | None = None
         for index, (round_number, kind) in enumerate(schedule):
-            if kind != "baseline":
+            if not kind.startswith("baseline"):
                 client.flushall()
                 if kind == "large":
                     print("filling the large data set…", flush=True)
@@ -425,20 +436,20 @@ def main() -> None:
                     memory = memory or measured
                     fill_bookings(client, CATALOG, datetime.now(UTC))
                 client.config_resetstat()
-            target = baseline if kind == "baseline" else bot
+            target = baseline if kind.startswith("baseline") else bot
             offset = bot.log.stat().st_size
             bookings_before = client.zcard(f"{PREFIX}:bk:{{{catalog.business.id}}}:bookings")
-            run = wrk(wrk_binary, target.url, directories[index], args.connections, kind)
-            if kind != "baseline":
+            run = wrk(wrk_binary, target.url, directories[index], connections[index], kind)
+            if not kind.startswith("baseline"):
                 run.commands = commandstats(client)
                 run.commands.pop("config", None)
                 read_round_trips(bot.log, offset, run)
                 run.bookings = client.zcard(f"{PREFIX}:bk:{{{catalog.business.id}}}:bookings") - bookings_before
             runs.append(run)
             print(
-                f"round {round_number + 1} {kind:8}: {run.rate:7.0f}/s  p50 {run.p50_ms:6.1f} ms  "
+                f"round {round_number + 1} {kind:14}: {run.rate:7.0f}/s  p50 {run.p50_ms:6.1f} ms  "
                 f"p99 {run.p99_ms:6.1f} ms  errors {run.errors}"
-                + (f"  bookings {run.bookings}  taps {dict(run.outcomes)}" if kind != "baseline" else ""),
+                + (f"  bookings {run.bookings}  taps {dict(run.outcomes)}" if not kind.startswith("baseline") else ""),
                 flush=True,
             )
         assert memory is not None, "every round has a run on the large data set"
