@@ -3,10 +3,19 @@
 Every tap spends most of its time waiting on Redis (two short round trips), so each
 worker process runs a few threads; processes scale with the cores. Override with
 WEB_CONCURRENCY (processes) and GUNICORN_THREADS.
+
+Metrics: every worker counts on its own, so prometheus_client runs in multiprocess mode.
+PROMETHEUS_MULTIPROC_DIR must be set before the app (and prometheus_client) is imported,
+which is why it is set here: a fresh temporary directory unless the environment names
+one, whose old files are then removed. A scrape of /metrics on any worker adds up the
+files of all workers; ``child_exit`` tells prometheus_client when a worker is gone.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -19,3 +28,21 @@ timeout = 20
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)  # counts of an earlier run would add to this one's
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir = tempfile.mkdtemp(prefix="tapbook-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess  # imported only once the directory is set
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if "_own_metrics_dir" in globals():
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

@@ -10,9 +10,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, health, logs, webhook
+from . import admin, cli, health, logs, metrics, webhook
+from .channels.cli import templates
 from .config import Settings, check_consistency, layered_config
 from .i18n import Catalogs
+from .outbox import status
+from .outbox.worker import worker_command
 from .services import build_services, get_services, init_app
 
 __all__ = ["create_app", "get_services"]
@@ -25,14 +28,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``.env`` and the environment, then ``test_config``.
 
     ``test_config`` may also carry ``CLOCK`` (a callable returning an aware datetime) and
-    ``CATALOG`` (a :class:`~bot.booking.catalog.Catalog` instead of the ``BOT_CATALOG`` file).
+    ``CATALOG`` (a :class:`~bot.booking.catalog.Catalog` instead of the ``BOT_CATALOG`` file)
+    and ``TWILIO_HTTP_CLIENT`` (a ``twilio.http.HttpClient`` for the Twilio REST client).
     Invalid settings raise :class:`~bot.errors.ConfigError` (a one-line ``SystemExit``).
     """
     app = Flask(__name__)
     app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH)
     app.config.update(layered_config(os.environ, Path.cwd() / ".env", test_config))
     settings = Settings.from_mapping(app.config)
-    logs.configure(settings.log_level)
+    production = bool(settings.redis_url) and not (app.debug or app.testing)
+    logs.configure(settings.log_level, logs.choose_format(settings.log_format, production=production))
+    metrics.check_mode()
 
     catalogs = Catalogs.load()
     signature_checks = check_consistency(settings, languages=catalogs.languages, lenient_mode=app.debug or app.testing)
@@ -44,6 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             signature_checks=signature_checks,
             clock=app.config.get("CLOCK"),
             catalog=app.config.get("CATALOG"),
+            twilio_http=app.config.get("TWILIO_HTTP_CLIENT"),
         ),
     )
     if settings.trusted_proxy_hops:
@@ -52,5 +59,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(status.bp)
+    metrics.init_app(app)
+    admin.init_app(app)
     cli.init_app(app)
+    app.cli.add_command(templates)
+    app.cli.add_command(worker_command)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from xml.etree import ElementTree
@@ -11,6 +12,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
+from . import commands
+from .channels.content import preview
 from .services import get_services
 
 BUSINESS_NUMBER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
@@ -67,6 +70,9 @@ def _converse(phone: str, name: str, lang: str | None) -> None:
     client = current_app.test_client()
     click.echo(f"Chatting as {name} ({phone}). Type a message, a number to pick an option; Ctrl-D quits.")
     click.echo("Try: hi")
+    if services.settings.content_api:
+        click.echo("Content API mode: replies are read from your outbox (what the worker would send).")
+    last_entry = "0-0"
     while True:
         try:
             text = input("you> ").strip()
@@ -85,9 +91,15 @@ def _converse(phone: str, name: str, lang: str | None) -> None:
         if response.status_code != 200:
             click.echo(f"[{response.status_code}] {response.get_data(as_text=True).strip()}")
             continue
-        for message in reply_texts(response.data):
+        messages = reply_texts(response.data)
+        if services.settings.content_api:
+            entries = services.redis.xrange(services.outbox.keys.stream(phone), min=f"({last_entry}")
+            last_entry = entries[-1][0] if entries else last_entry
+            messages += [preview(json.loads(fields["m"])) for _, fields in entries]
+        for message in messages:
             click.echo("bot> " + message.replace("\n", "\n     ") + "\n")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(chat)
+    commands.init_app(app)

@@ -101,6 +101,16 @@ def _key_prefix(value: Any) -> str:
     return prefix
 
 
+def _prefixed(prefix: str, example: str) -> Parser:
+    def parse(value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is not None and not text.startswith(prefix):
+            raise ValueError(f"must start with {prefix!r}, e.g. {example}")
+        return text
+
+    return parse
+
+
 def _language(value: Any) -> str:
     return _text(value).lower()
 
@@ -110,6 +120,20 @@ def _log_level(value: Any) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _admin_password(value: Any) -> str | None:
+    password = None if _blank(value) else str(value)
+    if password is not None and len(password) < 10:
+        raise ValueError("must be at least 10 characters")
+    return password
+
+
+def _log_format(value: Any) -> str:
+    fmt = "auto" if _blank(value) else str(value).strip().lower()
+    if fmt not in {"auto", "plain", "json"}:
+        raise ValueError(f"must be auto, plain or json (got {value!r})")
+    return fmt
 
 
 _DAY = 86_400
@@ -129,6 +153,15 @@ class Settings:
     redis_key_prefix: str = _setting("tapbook", _key_prefix, "First part of every Redis key.")
     twilio_auth_token: str | None = _setting(
         None, _optional_text, "Auth token of the Twilio account that owns the WhatsApp sender."
+    )
+    twilio_account_sid: str | None = _setting(
+        None, _prefixed("AC", "AC0123…"), "Account SID for sending through the Content API (buttons)."
+    )
+    twilio_from: str | None = _setting(
+        None, _prefixed("whatsapp:+", "whatsapp:+14155238886"), "WhatsApp sender for Content API messages."
+    )
+    twilio_messaging_service_sid: str | None = _setting(
+        None, _prefixed("MG", "MG0123…"), "Messaging Service to send from instead of TWILIO_FROM."
     )
     twilio_validate_signature: bool | None = _setting(
         None,
@@ -157,6 +190,18 @@ class Settings:
         None, _optional_text, "Path of the business's catalog (TOML). Unset: the sample salon."
     )
     log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = _setting(
+        "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
+    )
+    admin_password: str | None = _setting(
+        None, _admin_password, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
+    )
+
+    @property
+    def content_api(self) -> bool:
+        """Buttons go out through the Content API (else: TwiML text with numbered options)."""
+        sender = self.twilio_from or self.twilio_messaging_service_sid
+        return bool(self.twilio_account_sid and self.twilio_auth_token and sender)
 
     @classmethod
     def keys(cls) -> list[str]:

@@ -20,12 +20,14 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from .booking.desk import BookingDesk, ReadAhead
 from .buttons import Button, without_turn
+from .channels import Channel, Option, Outgoing, Rendered, TwimlChannel
 from .dispatch import Action, Registry, Unmatched
 from .errors import BadButtonId
 from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
-from .replies import render_text_only, render_twiml
+from .outbox import epoch_ms
+from .replies import render_text_only
 from .sessions import Session, migrate
 from .stats import Stats
 from .store import CommitStatus, SessionStore
@@ -66,6 +68,7 @@ class Conversation:
         clock: Callable[[], datetime],
         max_attempts: int = 20,
         pause: Callable[[float], None] = time.sleep,
+        channel: Channel | None = None,
     ) -> None:
         flows.validate()
         self.store = store
@@ -77,6 +80,7 @@ class Conversation:
         self.clock = clock
         self.max_attempts = max_attempts
         self.pause = pause
+        self.channel = channel or TwimlChannel()
         self.keywords = flows.compile_keywords(catalogs)
 
     def reply_to(self, message: InboundMessage, *, lang_param: str | None = None) -> TurnResult:
@@ -107,7 +111,8 @@ class Conversation:
                     desk=self.desk,
                     read_ahead=ahead,
                 )
-                outcome, handler, body = self._run(turn)
+                outcome, handler, rendered = self._run(turn)
+                body = rendered.body
                 round_trips += turn.trips
                 result = self.store.commit(
                     keys,
@@ -115,6 +120,8 @@ class Conversation:
                     fields=turn.session.fields(),
                     reply=body,
                     profile_language=turn.profile_language,
+                    outbound=rendered.outbound,
+                    seen_ms=epoch_ms(turn.now) if self.channel.out_of_band else None,
                 )
                 round_trips += 1
                 if result.status is CommitStatus.OK:
@@ -153,8 +160,8 @@ class Conversation:
                 return code
         return self.default_language
 
-    def _run(self, turn: Turn) -> tuple[str, str, str]:
-        """Outcome, handler name and rendered reply; mutates ``turn.session``."""
+    def _run(self, turn: Turn) -> tuple[str, str, Rendered]:
+        """Outcome, handler name and the reply rendered for the channel; mutates ``turn.session``."""
         session = turn.session
         if not session.is_new and not self.flows.has_step(session.step):
             log.info("unknown step %r for %s: back to the start", session.step, mask_phone(turn.message.phone))
@@ -172,7 +179,8 @@ class Conversation:
         if [b.pack() for b in reply.options] != [without_turn(p) for p in session.offered]:
             session.next_turn()  # new options: buttons of earlier messages stop working
         session.offered = [button.pack(session.turn) for button in reply.options]
-        return outcome, handler, render_twiml(reply.text, [b.label(turn) for b in reply.options])
+        options = tuple(Option(packed, b.label(turn)) for packed, b in zip(session.offered, reply.options, strict=True))
+        return outcome, handler, self.channel.render(Outgoing(reply.text, options), turn.t)
 
     def _resolve(self, turn: Turn) -> Action:
         """ButtonPayload, then ListId, then typed text: an option's number or title, a keyword."""

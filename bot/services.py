@@ -15,16 +15,23 @@ import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from twilio.http import HttpClient
+from twilio.rest import Client
 
 from .booking.catalog import SAMPLE_CATALOG, Catalog, load_catalog
 from .booking.desk import BookingDesk
 from .booking.store import BookingStore
+from .channels import TwimlChannel
+from .channels.content import ContentChannel
+from .channels.twilio import build_client
 from .config import Settings
+from .durability import warn_if_not_durable
 from .engine import Conversation
 from .flows import build_registry
 from .i18n import Catalogs
+from .outbox import Outbox
 from .signature import SignatureCheck
-from .stats import Stats
+from .stats import SharedCounts, Stats
 from .store import SessionStore
 
 EXTENSION = "tapbook"
@@ -49,6 +56,10 @@ class Services:
     conversation: Conversation
     signature: SignatureCheck
     clock: Callable[[], datetime]
+    #: the durable outbox of Content API messages (see bot.outbox)
+    outbox: Outbox
+    #: Twilio REST client, when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set
+    twilio: Client | None
 
 
 def utc_now() -> datetime:
@@ -84,15 +95,18 @@ def build_services(
     signature_checks: bool,
     clock: Callable[[], datetime] | None,
     catalog: Catalog | None = None,
+    twilio_http: HttpClient | None = None,
 ) -> Services:
     """Everything a request needs, built once. ``catalog`` (tests) replaces ``BOT_CATALOG``."""
     catalog = catalog or load_catalog(settings.bot_catalog or SAMPLE_CATALOG, languages=catalogs.languages)
     client, embedded = build_redis(settings)
     if embedded:
         log.warning(EMBEDDED_WARNING)
+    else:
+        warn_if_not_durable(client)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
-    stats = Stats()
+    stats = Stats(shared=SharedCounts(client, f"{settings.redis_key_prefix}:outbox-totals"))
     store = SessionStore(
         client,
         prefix=settings.redis_key_prefix,
@@ -101,14 +115,37 @@ def build_services(
         dedupe_ttl=settings.dedupe_ttl_seconds,
     )
     clock = clock or utc_now
-    desk = BookingDesk(catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id))
+    desk = BookingDesk(
+        catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id), stats
+    )
     conversation = Conversation(
-        store, build_registry(), catalogs, stats, desk=desk, default_language=settings.default_language, clock=clock
+        store,
+        build_registry(),
+        catalogs,
+        stats,
+        desk=desk,
+        default_language=settings.default_language,
+        clock=clock,
+        channel=ContentChannel() if settings.content_api else TwimlChannel(),
     )
     signature = SignatureCheck(
         settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
     )
-    return Services(settings, client, embedded, catalogs, catalog, stats, store, desk, conversation, signature, clock)
+    return Services(
+        settings,
+        client,
+        embedded,
+        catalogs,
+        catalog,
+        stats,
+        store,
+        desk,
+        conversation,
+        signature,
+        clock,
+        outbox=Outbox(client, prefix=settings.redis_key_prefix, clock=clock),
+        twilio=build_client(settings, twilio_http),
+    )
 
 
 def init_app(app: Flask, services: Services) -> None:

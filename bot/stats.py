@@ -1,28 +1,229 @@
-"""Cheap in-process counters (taps by outcome, dedupe hits, migrations, Redis errors).
+"""What the bot counts, as Prometheus metrics (``prometheus_client``), behind a small named API.
 
-Incrementing is a dict update under a lock: no I/O on the request path. The operations
-work exports them; until then ``snapshot()`` is what tests and the chat tool read.
+Code counts with ``stats.incr("taps.ok")``; :data:`NAMED` maps each name onto a metric
+and label. A name it does not know is still counted, as ``tapbook_events_total{name=...}``,
+so a new counter never gets lost; give it a line in :data:`NAMED` to make it a metric of
+its own. Incrementing is in memory (or, under gunicorn, in a per-process mmap file): no
+I/O on the request path. :mod:`bot.metrics` serves them at ``GET /metrics``.
+
+Each app has its own registry, so tests that build many apps count apart. ``get`` and
+``snapshot`` read this process's values (what tests and the chat tool see).
+
+The outbox worker (``outbox.*``) runs apart from the web processes, often on another
+machine, where no scraper looks: with :class:`SharedCounts` its counts go to one Redis
+hash instead, which any web worker exports at scrape time (one ``HGETALL``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+#: Every outcome a webhook can have; all are exported from the start, at zero.
+OUTCOMES = ("ok", "forged", "malformed", "duplicate", "stale", "redis_error", "busy", "error")
+BOOKING_CHANGES = ("created", "cancelled", "rescheduled")
+#: names counted in Redis when the app has SharedCounts (see the module's docstring)
+SHARED_PREFIX = "outbox."
+
+
+@dataclass(frozen=True)
+class Named:
+    """``prefix`` + value → ``metric{label=value}``; with no label, the name maps exactly."""
+
+    metric: str
+    label: str = ""
+
+
+#: Counter names the code uses → metrics. ``taps.ok`` → ``tapbook_webhooks_total{outcome="ok"}``.
+NAMED: dict[str, Named] = {
+    "taps.": Named("webhooks", "outcome"),
+    "bookings.": Named("bookings", "change"),
+    "outbox.": Named("outbox_messages", "result"),
+    "status.": Named("delivery_status_callbacks", "status"),
+    "conflicts": Named("commit_conflicts"),
+    "migrations": Named("session_migrations"),
+    "holds.expired": Named("holds_expired"),
+}
+
+_HELP = {
+    "webhooks": "Webhook requests by outcome.",
+    "bookings": "Bookings created, cancelled and rescheduled.",
+    "outbox_messages": "Outgoing messages by the worker's result (sent, retry, failed, undeliverable, resent).",
+    "delivery_status_callbacks": "Twilio status callbacks by status (stale: arrived after a later one).",
+    "commit_conflicts": "Taps replayed because another tap of the same phone committed first.",
+    "session_migrations": "Stored sessions upgraded to the current layout.",
+    "holds_expired": "Lapsed holds purged by the booking scripts.",
+    "events": "Counters without a metric of their own, by name.",
+}
+
+#: seconds; a tap takes a few milliseconds
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+ROUND_TRIP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8)
 
 
 class Stats:
-    def __init__(self) -> None:
+    """Named counters and the tap histograms of one app, in their own registry."""
+
+    def __init__(self, namespace: str = "tapbook", shared: SharedCounts | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.namespace = namespace
+        self.shared = shared
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._seen: set[str] = set()
+        #: collectors read at scrape time (probes, shared counts): also served in multiprocess mode
+        self.collectors: list[Probe | SharedCollector] = []
+        self._counters: dict[str, Counter] = {}
+        for prefix, named in NAMED.items():
+            if shared and prefix == SHARED_PREFIX:
+                self._add(SharedCollector(shared, f"{namespace}_{named.metric}", named.label, _HELP[named.metric]))
+                continue
+            self._counters[named.metric] = self._counter(named.metric, (named.label,) if named.label else ())
+        self._counters["events"] = self._counter("events", ("name",))
+        for outcome in OUTCOMES:
+            self._counters["webhooks"].labels(outcome)
+        for change in BOOKING_CHANGES:
+            self._counters["bookings"].labels(change)
+        self.handler_seconds = Histogram(
+            "handler_duration_seconds",
+            "Time to answer a webhook, by the handler that answered it.",
+            ("handler",),
+            namespace=namespace,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.round_trips = Histogram(
+            "webhook_redis_round_trips",
+            "Redis round trips per answered webhook.",
+            namespace=namespace,
+            buckets=ROUND_TRIP_BUCKETS,
+            registry=self.registry,
+        )
+
+    def _counter(self, metric: str, labels: tuple[str, ...]) -> Counter:
+        return Counter(metric, _HELP[metric], labels, namespace=self.namespace, registry=self.registry)
+
+    @staticmethod
+    def _resolve(name: str) -> tuple[str, dict[str, str]]:
+        """The metric counting ``name`` and its labels."""
+        named = NAMED.get(name)
+        if named and not named.label:
+            return named.metric, {}
+        prefix, _, rest = name.partition(".")
+        named = NAMED.get(prefix + ".")
+        if named and rest:
+            return named.metric, {named.label: rest}
+        return "events", {"name": name}
 
     def incr(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += amount
+        if name not in self._seen:
+            with self._lock:
+                self._seen.add(name)
+        if self.shared and name.startswith(SHARED_PREFIX):
+            self.shared.incr(name, amount)
+            return
+        metric, labels = self._resolve(name)
+        counter = self._counters[metric]
+        (counter.labels(**labels) if labels else counter).inc(amount)
+
+    def observe_tap(self, handler: str, seconds: float, round_trips: int) -> None:
+        """One answered webhook: its latency under the handler's name, and its Redis round trips."""
+        self.handler_seconds.labels(handler or "none").observe(seconds)
+        self.round_trips.observe(round_trips)
 
     def get(self, name: str) -> int:
-        with self._lock:
-            return self._counts[name]
+        """This process's count of ``name`` (0 if never counted); shared names: everyone's."""
+        if self.shared and name.startswith(SHARED_PREFIX):
+            return self.shared.get(name)
+        metric, labels = self._resolve(name)
+        return int(self.registry.get_sample_value(f"{self.namespace}_{metric}_total", labels) or 0)
 
     def snapshot(self) -> dict[str, int]:
+        """Every name counted so far in this process, with its count."""
         with self._lock:
-            return dict(self._counts)
+            names = sorted(self._seen)
+        return {name: self.get(name) for name in names}
+
+    def add_probe(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge read at scrape time, e.g. ``add_probe("outbox_depth", "...", lambda: r.llen(key))``.
+
+        For values kept in Redis (one cheap read per scrape, never a SCAN): every worker
+        sees the same value, so this is right under gunicorn without a live-gauge file.
+        """
+        self._add(Probe(f"{self.namespace}_{name}", documentation, read))
+
+    def _add(self, collector: Probe | SharedCollector) -> None:
+        self.collectors.append(collector)
+        self.registry.register(collector)
+
+
+class Probe:
+    """A Prometheus collector yielding one gauge from ``read()``; a failing read is skipped."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.read = read
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            value = float(self.read())
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because one probe did
+            log.warning("metrics probe %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            return
+        yield GaugeMetricFamily(self.name, self.documentation, value=value)
+
+
+class SharedCounts:
+    """Counters kept in one Redis hash (field = the name after its prefix), shared by all processes."""
+
+    def __init__(self, client: redis.Redis, key: str, prefix: str = SHARED_PREFIX) -> None:
+        self.client = client
+        self.key = key
+        self.prefix = prefix
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        try:
+            self.client.hincrby(self.key, name.removeprefix(self.prefix), amount)
+        except redis.RedisError as exc:  # a lost count must not stop the work being counted
+            log.warning("could not count %s in Redis: %s: %s", name, type(exc).__name__, exc)
+
+    def get(self, name: str) -> int:
+        return int(self.client.hget(self.key, name.removeprefix(self.prefix)) or 0)
+
+    def all(self) -> dict[str, int]:
+        return {field: int(value) for field, value in self.client.hgetall(self.key).items()}
+
+
+class SharedCollector:
+    """Exports :class:`SharedCounts` as one labelled counter, read at scrape time."""
+
+    def __init__(self, shared: SharedCounts, name: str, label: str, documentation: str) -> None:
+        self.shared = shared
+        self.name = name
+        self.label = label
+        self.documentation = documentation
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            counts = self.shared.all()
+        except redis.RedisError as exc:
+            log.warning("metrics: could not read %s: %s: %s", self.shared.key, type(exc).__name__, exc)
+            return
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(counts.items()):
+            family.add_metric([value], count)
+        yield family

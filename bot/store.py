@@ -9,7 +9,10 @@ Keys (one hash tag per phone, so a turn's keys share a Redis Cluster slot)::
 A tap is :meth:`SessionStore.load` (one pipelined read) then :meth:`SessionStore.commit`
 (one Lua script). The script claims the MessageSid (``SET NX`` semantics: a message
 already answered returns the first reply and writes nothing) and saves the session only
-if its ``rev`` is still the one loaded (optimistic versioning), all atomically.
+if its ``rev`` is still the one loaded (optimistic versioning), all atomically. With the
+Content API on, the same script appends the reply to the phone's outbox stream and stamps
+the phone's last inbound time (see :mod:`bot.outbox`), and the doorbell rides in the same
+round trip.
 
 Exactly once, cheaply: the reply record lives only as long as Twilio may retry (its whole
 budget, retries included, is 15 s), while the session's ``seen`` field keeps the short ids of
@@ -25,27 +28,33 @@ from enum import Enum
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
-# KEYS: message record, session, profile
+from .outbox import OutboxKeys
+
+# KEYS: message record, session, profile, outbox stream, last-inbound stamp
 # ARGV: reply, expected rev, session ttl ms, reply ttl ms, profile language, profile ttl ms,
-#       this message's short id, then the session's field/value pairs
+#       outbound message, last inbound ms, its ttl ms, this message's short id,
+#       then the session's field/value pairs
 _COMMIT = """
 local prior = redis.call('GET', KEYS[1])
 if prior then return {'duplicate', prior} end
 local state = redis.call('HMGET', KEYS[2], 'rev', 'seen')
-if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. ARGV[7] .. ' ', 1, true) then
+if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. ARGV[10] .. ' ', 1, true) then
   return {'duplicate', ''}
 end
 local rev = state[1] or ''
 if rev ~= ARGV[2] then return {'conflict', rev} end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 8))
+redis.call('HSET', KEYS[2], unpack(ARGV, 11))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[3], 'language', ARGV[5])
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
+if ARGV[7] ~= '' then redis.call('XADD', KEYS[4], '*', 'm', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[8], 'PX', ARGV[9]) end
 return {'ok', ''}
 """
 
@@ -64,7 +73,10 @@ class TurnKeys:
     session: str
     profile: str
     message: str
-    #: the message's :func:`short_id`, as the session's ``seen`` keeps it
+    phone: str = ""
+    outbox: str = ""
+    seen: str = ""
+    #: the message's :func:`short_id`, as the session's ``seen`` field keeps it
     seen_as: str = ""
 
 
@@ -111,6 +123,9 @@ class SessionStore:
         self._profile_ttl_ms = str(profile_ttl * 1000)
         self._dedupe_ttl_ms = str(dedupe_ttl * 1000)
         self._commit = client.register_script(_COMMIT)
+        self.outbox_keys = OutboxKeys(prefix)
+        #: how long the last-inbound stamp lives: past the 24-hour window it means nothing
+        self._seen_ttl_ms = str(2 * 86_400 * 1000)
 
     def session_key(self, phone: str) -> str:
         return f"{self.prefix}:session:{{{phone}}}"
@@ -120,6 +135,9 @@ class SessionStore:
             session=self.session_key(phone),
             profile=f"{self.prefix}:profile:{{{phone}}}",
             message=f"{self.prefix}:msg:{{{phone}}}:{message_sid}",
+            phone=phone,
+            outbox=self.outbox_keys.stream(phone),
+            seen=self.outbox_keys.seen(phone),
             seen_as=short_id(message_sid),
         )
 
@@ -143,11 +161,16 @@ class SessionStore:
         fields: dict[str, str],
         reply: str,
         profile_language: str | None,
+        outbound: str | None = None,
+        seen_ms: int | None = None,
     ) -> CommitResult:
         """One round trip: claim the message, save the session, record the reply.
 
-        The session's ``seen`` gets this message's short id in front of the last few, so a retry
-        that comes after its reply record expired is still recognised (and answered with nothing).
+        ``outbound`` (a JSON message) is appended to the phone's outbox stream and
+        ``seen_ms`` stamps its last inbound time, in the same script; the outbox doorbell
+        is rung in the same pipeline. The session's ``seen`` gets this message's short id in
+        front of the last few, so a retry that comes after its reply record expired is still
+        recognised (and answered with nothing).
         """
         args = [
             reply,
@@ -156,11 +179,33 @@ class SessionStore:
             self._dedupe_ttl_ms,
             profile_language or "",
             self._profile_ttl_ms,
+            outbound or "",
+            "" if seen_ms is None else str(seen_ms),
+            self._seen_ttl_ms,
             keys.seen_as,
         ]
         seen = [keys.seen_as, *fields.get("seen", "").split()][:SEEN]
         for name, value in {**fields, "seen": " ".join(seen)}.items():
             args += (name, value)
-        status, detail = self._commit(keys=[keys.message, keys.session, keys.profile], args=args)
+        script_keys = [keys.message, keys.session, keys.profile, keys.outbox, keys.seen]
+        if outbound:
+            status, detail = self._commit_and_ring(script_keys, args, keys.phone, seen_ms or 0)
+        else:
+            status, detail = self._commit(keys=script_keys, args=args)
         status = CommitStatus(status)
         return CommitResult(status, detail if status is CommitStatus.DUPLICATE else None)
+
+    def _commit_and_ring(self, keys: list[str], args: list[str], phone: str, now_ms: int) -> list[str]:
+        """The commit script and the outbox doorbell (``ZADD NX``) in one pipelined round trip.
+
+        Ringing on a conflict or duplicate is harmless: the worker finds nothing new.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.evalsha(self._commit.sha, len(keys), *keys, *args)
+        pipe.zadd(self.outbox_keys.due, {phone: now_ms}, nx=True)
+        result, _ = pipe.execute(raise_on_error=False)
+        if isinstance(result, NoScriptError):  # a restarted or flushed Redis: load and run it
+            return self._commit(keys=keys, args=args)
+        if isinstance(result, Exception):
+            raise result
+        return result

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import MalformedMessage
@@ -13,10 +15,12 @@ from .i18n import N_
 from .inbound import parse_inbound
 from .logs import mask_phone
 from .replies import render_text_only
-from .services import get_services
+from .services import Services, get_services
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 OOPS = N_("Sorry, something went wrong on our side. Please try again.")
 
@@ -28,45 +32,66 @@ def _plain(status: int, reason: str) -> Response:
 @bp.post("/webhook")
 def receive() -> Response:
     services = get_services()
-    started = time.perf_counter()
+    g.tap = {"request_id": _request_id(), "started": time.perf_counter()}
     if not services.signature.is_valid(request):
-        services.stats.incr("taps.forged")
-        log.warning("webhook refused: missing or wrong X-Twilio-Signature")
+        _finish(services, "forged", logging.WARNING, reason="missing or wrong X-Twilio-Signature")
         return _plain(403, "invalid X-Twilio-Signature")
     try:
         message = parse_inbound(request.form)
     except MalformedMessage as exc:
-        services.stats.incr("taps.malformed")
-        log.info("webhook refused: %s", exc.reason if exc.field != "From" else "From: not a WhatsApp phone")
+        _finish(services, "malformed", reason=exc.reason if exc.field != "From" else "From: not a WhatsApp phone")
         return _plain(400, exc.reason)
 
+    g.tap.update(sid=message.message_sid, phone=mask_phone(message.phone))
     result = services.conversation.reply_to(message, lang_param=request.args.get("lang"))
-    services.stats.incr(f"taps.{result.outcome}")
-    log.info(
-        "webhook sid=%s from=%s outcome=%s handler=%s round_trips=%d attempts=%d ms=%.1f",
-        message.message_sid,
-        mask_phone(message.phone),
+    seconds = _finish(
+        services,
         result.outcome,
-        result.handler or "-",
-        result.round_trips,
-        result.attempts,
-        (time.perf_counter() - started) * 1000,
+        handler=result.handler or "-",
+        round_trips=result.round_trips,
+        attempts=result.attempts,
     )
+    services.stats.observe_tap(result.handler, seconds, result.round_trips)
     return Response(result.body, 200, mimetype="text/xml")
+
+
+def _request_id() -> str:
+    """The proxy's ``X-Request-Id`` (Heroku, nginx) when it looks like one, else a fresh one."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _finish(services: Services, outcome: str, level: int = logging.INFO, **fields: object) -> float:
+    """Count the webhook's outcome and write its one log line; returns its duration in seconds."""
+    tap = g.get("tap") or {"started": time.perf_counter()}
+    seconds = time.perf_counter() - tap["started"]
+    services.stats.incr(f"taps.{outcome}")
+    line = {
+        "request_id": tap.get("request_id", "-"),
+        "sid": tap.get("sid", "-"),
+        "from": tap.get("phone", "-"),
+        "outcome": outcome,
+        **fields,
+        "ms": round(seconds * 1000, 1),
+    }
+    reason = line.pop("reason", "")
+    message = f"tap {outcome}: {reason}" if reason else f"tap {outcome}"
+    log.log(level, message, extra={"fields": line}, exc_info=level >= logging.ERROR)
+    return seconds
 
 
 @bp.errorhandler(HTTPException)
 def refuse(exc: HTTPException) -> Response:
     """Oversized or unreadable bodies: a short reason, never a stack trace."""
+    _finish(get_services(), "malformed", reason=f"{exc.code} {exc.name}")
     return _plain(exc.code or 400, exc.description or exc.name)
 
 
 @bp.errorhandler(Exception)
 def apologise(exc: Exception) -> Response:
     """A bug must not cost the customer an answer: log it, reply politely, count it."""
-    log.exception("webhook failed")
     services = get_services()
-    services.stats.incr("taps.error")
+    _finish(services, "error", logging.ERROR, reason=f"webhook failed: {type(exc).__name__}")
     language = services.catalogs.pick(request.args.get("lang")) or services.settings.default_language
     body = render_text_only(services.catalogs.get(language).gettext(OOPS))
     return Response(body, 200, mimetype="text/xml")

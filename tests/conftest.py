@@ -56,7 +56,7 @@ def need_redis_server() -> None:
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the developer's shell or a .env in the checkout."""
-    for key in [*Settings.keys(), "FLASK_DEBUG"]:
+    for key in [*Settings.keys(), "FLASK_DEBUG", "PROMETHEUS_MULTIPROC_DIR"]:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
 

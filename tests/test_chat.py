@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot import create_app
 
 from .conftest import app_config
+from .content_phone import content_config
+from .twilio_fake import FakeTwilio
 
 
 def test_chat_books_views_and_cancels_through_the_signed_webhook() -> None:
@@ -38,3 +40,15 @@ def test_chat_can_pose_as_a_spanish_business_number() -> None:
     result = app.test_cli_runner().invoke(args=["chat", "--lang", "es"], input="hi\n")
     assert "bot> ¡Hola, Alex! 👋" in result.output
     assert "1. Reservar" in result.output
+
+
+def test_chat_shows_content_api_replies_as_buttons() -> None:
+    fake = FakeTwilio()  # no request is expected: the chat reads the outbox, it does not send
+    app = create_app(content_config(fake))
+    result = app.test_cli_runner().invoke(args=["chat", "--name", "Ana"], input="hi\n1\n")
+    assert result.exit_code == 0, result.output
+    assert "Content API mode" in result.output
+    assert "bot> Hi Ana! 👋" in result.output
+    assert "[Book]  [My bookings]  [Language]" in result.output
+    assert "[Haircut]" in result.output  # the services list after typing 1
+    assert fake.requests == []

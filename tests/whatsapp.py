@@ -31,7 +31,9 @@ class Answer:
         raw = body.decode()
         if status != 200:
             return cls(status, raw)
-        (text,) = reply_texts(body)
+        texts = reply_texts(body)
+        assert len(texts) <= 1, raw
+        text = texts[0] if texts else ""  # an empty <Response/>: the reply goes out through the API
         options = re.findall(r"^\d+\. (.+)$", text, flags=re.MULTILINE)
         return cls(status, raw, text, options)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..stats import Stats
 from .catalog import Catalog, Service
 from .slots import day_grid, day_starts, free_starts, occupancy, open_dates
 from .store import BookingStore, Occupancy, Outcome, Weighted
@@ -32,6 +33,7 @@ class Booking:
     end: datetime
     status: str  # confirmed, cancelled, rescheduled
     name: str = ""
+    language: str = ""
     occ: str = ""  # "start,end" of the place it takes (with buffers); empty for bookings made before counts
 
     @classmethod
@@ -44,6 +46,7 @@ class Booking:
             end=datetime.fromtimestamp(int(data["end"]), UTC),
             status=data.get("status", ""),
             name=data.get("name", ""),
+            language=data.get("language", ""),
             occ=data.get("occ", ""),
         )
 
@@ -99,11 +102,19 @@ class BookingDesk:
     #: grids kept at most (a service's starts on one date never change while the catalog does not)
     GRIDS = 4096
 
-    def __init__(self, catalog: Catalog, store: BookingStore) -> None:
+    def __init__(self, catalog: Catalog, store: BookingStore, stats: Stats | None = None) -> None:
         self.catalog = catalog
         self.business = catalog.business
         self.store = store
+        self.stats = stats or Stats()
         self._grids: dict[tuple[str, date], list[datetime]] = {}
+
+    def _count(self, outcome: Outcome, change: str = "") -> Outcome:
+        if outcome.expired:
+            self.stats.incr("holds.expired", outcome.expired)
+        if outcome.new and change:
+            self.stats.incr(f"bookings.{change}")
+        return outcome
 
     def _grid(self, service: Service, day: date) -> list[datetime]:
         """The day's grid, computed once per process (time zone arithmetic is the listings' main cost)."""
@@ -193,7 +204,7 @@ class BookingDesk:
         exclude: str = "",
     ) -> Outcome:
         turn.trips += 1
-        return self.store.hold(
+        outcome = self.store.hold(
             resource=service.resource,
             day=self.local_day(at),
             token=token,
@@ -203,6 +214,7 @@ class BookingDesk:
             release=release,
             exclude=exclude,
         )
+        return self._count(outcome)
 
     def release(self, turn: Turn, service: Service, day: date, token: str) -> None:
         turn.trips += 1
@@ -240,20 +252,39 @@ class BookingDesk:
                 cutoff=self.business.cancel_cutoff_minutes * 60,
             )
             if outcome.status != "ref_taken":
-                return outcome
+                return self._count(outcome, "rescheduled" if move else "created")
         return Outcome("taken")
 
     def cancel(self, turn: Turn, booking: Booking) -> str:
-        service = self.catalog.service(booking.service_id)
         turn.trips += 1
-        return self.store.cancel(
+        return self._cancel(booking, turn.message.phone, turn.now, self.business.cancel_cutoff_minutes * 60)
+
+    def cancel_for_business(self, ref: str, now: datetime) -> tuple[str, Booking | None]:
+        """The business cancels ``ref``: no cut-off, but never one that has started. Two round trips."""
+        data = self.store.booking(ref)
+        if not data:
+            return "unknown", None
+        booking = Booking.from_hash(data)
+        return self._cancel(booking, booking.phone, now, 0), booking
+
+    def _cancel(self, booking: Booking, phone: str, now: datetime, cutoff: int) -> str:
+        service = self.catalog.service(booking.service_id)
+        result = self.store.cancel(
             ref=booking.ref,
-            phone=turn.message.phone,
+            phone=phone,
             resource=service.resource if service else booking.service_id,
             day=self.local_day(booking.start),
-            now=epoch(turn.now),
-            cutoff=self.business.cancel_cutoff_minutes * 60,
+            now=epoch(now),
+            cutoff=cutoff,
         )
+        if result == "ok":
+            self.stats.incr("bookings.cancelled")
+        return result
+
+    def between(self, start: datetime, end: datetime) -> list[Booking]:
+        """Every booking (any status) starting in ``[start, end)``, by start. Two round trips."""
+        refs = self.store.refs_between(epoch(start), epoch(end))
+        return [Booking.from_hash(data) for data in self.store.bookings(refs) if data]
 
     # -- the customer's bookings --------------------------------------------------------
     def upcoming(self, turn: Turn) -> list[Booking]:

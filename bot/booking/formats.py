@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 
 from ..i18n import Translator
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .desk import Booking
 
 
 def day_label(day: date, t: Translator) -> str:
@@ -28,3 +33,10 @@ def slot_label(at: datetime, tz: ZoneInfo, t: Translator) -> str:
 def span_label(start: datetime, end: datetime, tz: ZoneInfo, t: Translator) -> str:
     """``Tue 14 Jan, 10:30–11:00``"""
     return f"{day_label(start.astimezone(tz).date(), t)}, {time_label(start, tz, t)}–{time_label(end, tz, t)}"
+
+
+def booking_label(catalog: Catalog, booking: Booking, t: Translator) -> str:
+    """``Haircut, Tue 14 Jan, 10:30–11:00 (K7Q2MX)``"""
+    service = catalog.service(booking.service_id)
+    name = service.name(t.code) if service else booking.service_id
+    return f"{name}, {span_label(booking.start, booking.end, catalog.business.timezone, t)} ({booking.ref})"

@@ -20,14 +20,16 @@ passed in as ``now``; hold expiry uses only the Redis clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import redis
 
 # Shared Lua: parse "s,e,x[,n]"; is an entry live; max concurrency of intervals inside [a, b);
 # the aggregated entries of bookings ("=s,e" -> "s,e,0,n").
+# `purged` counts the expired holds deleted; scripts return it after status and value.
 _LIB = """
+local purged = 0
 local function parse(v)
   local s, e, x, n = string.match(v, '^(%d+),(%d+),(%d+),?(%d*)$')
   return tonumber(s), tonumber(e), tonumber(x), tonumber(n) or 1
@@ -55,6 +57,7 @@ local function overlapping(keys, a, b, now_ms, skip)
       local s, e, x, n = parse(flat[j + 1])
       if x > 0 and x <= now_ms then
         redis.call('HDEL', key, id)
+        purged = purged + 1
       else
         local k = skip[id]
         if k == true then n = 0 elseif k then n = n - k end
@@ -117,10 +120,10 @@ local a, b = tonumber(ARGV[2]), tonumber(ARGV[3])
 local skip = {[ARGV[1]] = true}
 if ARGV[7] ~= '' then skip_booking(skip, KEYS[5], ARGV[7]) end
 local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
-if max_concurrency(found, a) >= tonumber(ARGV[4]) then return {'taken', 0} end
+if max_concurrency(found, a) >= tonumber(ARGV[4]) then return {'taken', 0, purged} end
 local expires = now_ms + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[1], a .. ',' .. b .. ',' .. expires)
-return {'held', expires}
+return {'held', expires, purged}
 """
 )
 
@@ -158,7 +161,7 @@ if not live then
   local skip = {[ARGV[1]] = true}
   if old ~= '' then skip_booking(skip, KEYS[8], old) end
   local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
-  if max_concurrency(found, a) >= tonumber(ARGV[5]) then return {'taken', ''} end
+  if max_concurrency(found, a) >= tonumber(ARGV[5]) then return {'taken', '', purged} end
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 add_booked(KEYS[1], a, b, 1)
@@ -173,7 +176,7 @@ end
 redis.call('ZADD', KEYS[5], fields['start'], ARGV[2])
 redis.call('ZADD', KEYS[6], fields['start'], ARGV[2])
 redis.call('SET', KEYS[7], ARGV[2], 'EX', 172800)
-return {'booked', ARGV[2]}
+return {'booked', ARGV[2], purged, 'new'}
 """
 )
 
@@ -239,6 +242,16 @@ class Outcome:
 
     status: str
     value: str = ""
+    #: expired holds the script purged on the way
+    expired: int = field(default=0, compare=False)
+    #: a booking made by this call (not a replay of the same hold's earlier one)
+    new: bool = field(default=False, compare=False)
+
+    @classmethod
+    def parse(cls, reply: list) -> Outcome:
+        """``[status, value, purged?, "new"?]`` as the scripts return it."""
+        status, value, *extra = reply
+        return cls(status, "" if value is None else str(value), int(extra[0]) if extra else 0, len(extra) > 1)
 
 
 def _entry(value: str) -> tuple[int, int, int, int]:
@@ -304,6 +317,17 @@ class BookingStore:
     def booking(self, ref: str) -> dict[str, str]:
         return self.client.hgetall(self.booking_key(ref))
 
+    def refs_between(self, start: int, end: int) -> list[str]:
+        """REFs of every booking (any status) starting in ``[start, end)``, by start."""
+        return self.client.zrangebyscore(self.all_bookings_key, start, f"({end}")
+
+    def bookings(self, refs: list[str]) -> list[dict[str, str]]:
+        """The records of ``refs``, in order, in one pipelined round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hgetall(self.booking_key(ref))
+        return pipe.execute() if refs else []
+
     def upcoming(self, phone: str, now: int, limit: int = 10) -> list[dict[str, str]]:
         """The phone's active bookings starting after ``now``, soonest first."""
         flats = self._upcoming(keys=[self.customer_key(phone)], args=[now, limit, f"{self.base}:booking:"])
@@ -326,8 +350,7 @@ class BookingStore:
         old_day, old_token = release or (day, "")
         moving = self.booking_key(exclude) if exclude else self.day_key(resource, day)
         keys = [*self._around(resource, day), self.day_key(resource, old_day), moving]
-        status, expires = self._hold(keys=keys, args=[token, *interval, capacity, hold_ms, old_token, exclude])
-        return Outcome(status, str(expires))
+        return Outcome.parse(self._hold(keys=keys, args=[token, *interval, capacity, hold_ms, old_token, exclude]))
 
     def release(self, resource: str, day: date, token: str) -> None:
         self.client.hdel(self.day_key(resource, day), token)
@@ -365,8 +388,7 @@ class BookingStore:
         args: list[str | int] = [token, ref, *interval, capacity, now, notice, max_active, old_ref, cutoff]
         for name, value in fields.items():
             args += (name, value)
-        status, value = self._book(keys=keys, args=args)
-        return Outcome(status, value or "")
+        return Outcome.parse(self._book(keys=keys, args=args))
 
     def cancel(self, *, ref: str, phone: str, resource: str, day: date, now: int, cutoff: int) -> str:
         """``ok``, or why not: ``unknown``, ``too_late``, or the status it already has (``cancelled``, …)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..booking.desk import Booking
-from ..booking.formats import slot_label, span_label
+from ..booking.formats import booking_label, slot_label
 from ..buttons import Button, LabelContext
 from ..dispatch import Registry
 from ..i18n import N_
@@ -52,10 +52,7 @@ class ManageButton(Button, kind="mng"):
 
 def describe(turn: Turn, booking: Booking) -> str:
     """``Haircut, Wed 14 Jan, 10:30–11:00 (K7Q2MX)``"""
-    service = turn.desk.catalog.service(booking.service_id)
-    name = service.name(turn.t.code) if service else booking.service_id
-    when = span_label(booking.start, booking.end, turn.desk.business.timezone, turn.t)
-    return f"{name}, {when} ({booking.ref})"
+    return booking_label(turn.desk.catalog, booking, turn.t)
 
 
 # -- steps ------------------------------------------------------------------------------

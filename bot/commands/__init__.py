@@ -1,0 +1,17 @@
+"""The operator's and owner's commands: ``flask --app wsgi bookings|sessions|catalog …``.
+
+Each exits non-zero with one clear line on failure (``Error: …``); long ones report
+progress on stderr, so stdout stays clean for ``export > file``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import bookings, catalog, sessions
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(bookings.group)
+    app.cli.add_command(sessions.group)
+    app.cli.add_command(catalog.group)

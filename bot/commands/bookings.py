@@ -1,0 +1,128 @@
+"""``flask bookings list|export|cancel``: the business's bookings from the terminal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import IO
+
+import click
+from flask.cli import with_appcontext
+
+from ..agenda import Day, agenda, today, why_not
+from ..booking.desk import Booking
+from ..booking.formats import booking_label
+from ..notify import tell_cancelled, told_text
+from ..services import Services, get_services
+from .common import redis_errors_as_one_line
+
+group = click.Group("bookings", help="List, export and cancel the business's bookings.")
+
+COLUMNS = ("Time", "Service", "Customer", "Phone", "Status", "Ref")
+EXPORT_FIELDS = (
+    "ref", "status", "service", "service_name", "start", "end", "name", "phone", "language",
+    "created_at", "changed_at", "rescheduled_from", "rescheduled_to",
+)  # fmt: skip
+BATCH = 500
+
+
+def table(day: Day) -> list[str]:
+    rows = [COLUMNS] + [(e.time, e.service, e.name, e.phone, e.status, e.ref) for e in day.entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+@group.command("list")
+@click.option("--date", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD). Default: today.")
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True, help="How many days.")
+@with_appcontext
+@redis_errors_as_one_line
+def list_bookings(first: datetime | None, days: int) -> None:
+    """Bookings by day, in the business's time zone, as a table."""
+    services = get_services()
+    start = first.date() if first else today(services)
+    found = agenda(services, start, days)
+    if not found:
+        click.echo(f"No bookings in the {days} day(s) from {start.isoformat()}.")
+    for day in found:
+        click.echo(f"\n{day.label} ({day.day.isoformat()}): {len(day.entries)} booking(s)")
+        for line in table(day):
+            click.echo("  " + line)
+
+
+def _iso(services: Services, epoch: str) -> str:
+    if not epoch:
+        return ""
+    at = datetime.fromtimestamp(int(epoch), UTC).astimezone(services.catalog.business.timezone)
+    return at.isoformat()
+
+
+TIMES = ("start", "end", "created_at", "changed_at")
+
+
+def _record(services: Services, data: dict[str, str]) -> dict[str, str]:
+    """One stored booking as an export row: times in the business's zone, the service's name."""
+    service = services.catalog.service(data.get("service", ""))
+    record = {name: data.get(name, "") for name in EXPORT_FIELDS}
+    record["service_name"] = service.name(services.settings.default_language) if service else ""
+    record.update({name: _iso(services, data.get(name, "")) for name in TIMES})
+    return record
+
+
+def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
+    """The bookings ``refs``, read in batches with progress on stderr."""
+    store = services.desk.store
+    with click.progressbar(length=len(refs), label="Reading bookings", file=sys.stderr) as bar:
+        for offset in range(0, len(refs), BATCH):
+            batch = store.bookings(refs[offset : offset + BATCH])
+            yield from (_record(services, data) for data in batch if data)
+            bar.update(len(batch))
+
+
+@group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Default: stdout.")
+@with_appcontext
+@redis_errors_as_one_line
+def export(fmt: str, output: IO[str]) -> None:
+    """Every booking (any status) with full customer details, by start time."""
+    services = get_services()
+    records = _records(services, services.desk.store.refs_between(0, 2**40))  # every booking, by start
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(output, EXPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for count, record in enumerate(records, 1):  # noqa: B007 - the count is reported below
+            writer.writerow(record)
+    else:
+        output.write("[")
+        for count, record in enumerate(records, 1):  # noqa: B007
+            output.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
+        output.write("\n]\n")
+    click.echo(f"Exported {count} booking(s).", err=True)
+
+
+@group.command("cancel")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+@redis_errors_as_one_line
+def cancel(ref: str, yes: bool) -> None:
+    """Cancel booking REF for the business; the customer is told on WhatsApp when that is possible."""
+    services = get_services()
+    ref = ref.strip().upper()
+    data = services.desk.store.booking(ref)
+    if not data:
+        raise click.ClickException(f"Booking {ref} was not cancelled: {why_not('unknown')}.")
+    t = services.catalogs.get(services.settings.default_language)
+    label = booking_label(services.catalog, Booking.from_hash(data), t)
+    if not yes:
+        click.confirm(f"Cancel {label}, {data.get('name') or 'no name'}?", abort=True)
+    result, booking = services.desk.cancel_for_business(ref, services.clock())
+    if result != "ok" or booking is None:
+        raise click.ClickException(f"Booking {ref} was not cancelled: {why_not(result)}.")
+    click.echo(f"Cancelled: {label}")
+    click.echo(told_text(tell_cancelled(services, booking)))

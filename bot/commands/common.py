@@ -1,0 +1,43 @@
+"""What the commands share: Redis failures as one line, and progress on stderr."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import redis
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def redis_errors_as_one_line(command: F) -> F:
+    """A Redis that cannot be reached ends the command with exit 1 and one line, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis cannot be reached or failed: {type(exc).__name__}: {exc}") from None
+
+    return run  # type: ignore[return-value]
+
+
+class Counting:
+    """``label: n`` on stderr, rewritten in place on a terminal; one final line otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.count = 0
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, n: int) -> None:
+        self.count += n
+        if self.live:
+            click.echo(f"\r{self.label}: {self.count}", err=True, nl=False)
+
+    def done(self) -> None:
+        click.echo(f"\r{self.label}: {self.count}" if self.live else f"{self.label}: {self.count}", err=True)

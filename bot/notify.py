@@ -1,0 +1,57 @@
+"""Telling a customer something outside a conversation, e.g. that the business cancelled.
+
+Only with the Content API channel (``TWILIO_ACCOUNT_SID`` and a sender set): the text joins
+the customer's outbox and the worker sends it in order after anything already queued.
+WhatsApp allows such a free-form message only within 24 hours of the customer's last
+message, so outside that window nothing is queued. Either way the caller learns whether
+the customer will be told, and tells the operator to do it otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .booking.desk import Booking
+from .booking.formats import booking_label
+from .i18n import N_
+from .logs import mask_phone
+from .outbox import epoch_ms
+from .outbox.worker import WINDOW
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+CANCELLED = N_("Your booking is cancelled: {booking}")
+
+
+def tell_customer(services: Services, phone: str, text: str) -> bool:
+    """Queue ``text`` for ``phone``; whether it will go out (a channel exists and the window is open)."""
+    if not services.settings.content_api:
+        log.info("no outgoing channel is configured: %s was not told", mask_phone(phone))
+        services.stats.incr("notify.no_channel")
+        return False
+    outbox = services.outbox
+    seen = outbox.client.get(outbox.keys.seen(phone))
+    if seen is None or epoch_ms(services.clock()) - int(seen) > WINDOW.total_seconds() * 1000:
+        log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form message, not told", mask_phone(phone))
+        services.stats.incr("notify.outside_window")
+        return False
+    outbox.enqueue_text(phone, text)
+    log.info("queued a message to %s", mask_phone(phone))
+    services.stats.incr("notify.queued")
+    return True
+
+
+def tell_cancelled(services: Services, booking: Booking) -> bool:
+    """Tell the customer, in the language they booked in, that ``booking`` was cancelled."""
+    language = services.catalogs.pick(booking.language) or services.settings.default_language
+    t = services.catalogs.get(language)
+    text = t.gettext(CANCELLED).format(booking=booking_label(services.catalog, booking, t))
+    return tell_customer(services, booking.phone, text)
+
+
+def told_text(told: bool) -> str:
+    """What the operator reads after a cancel (in English, like the admin page)."""
+    if told:
+        return "A WhatsApp message telling the customer is on its way."
+    return "The customer was not told (no message channel, or they last wrote over 24 hours ago): please tell them."

@@ -1,0 +1,232 @@
+"""The durable outbox: messages for the worker to send through Twilio's REST API.
+
+Keys (``<prefix>`` is ``REDIS_KEY_PREFIX``)::
+
+    <prefix>:outbox:{+E164}     stream, this phone's unsent messages, oldest first (field ``m``: JSON)
+    <prefix>:seen:{+E164}       string, epoch ms of the phone's last inbound message (24-hour window)
+    <prefix>:delivery:{+E164}   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the
+                                MessageSid Twilio accepted it as
+    <prefix>:outbox-lease:{+E164}  string, the worker currently sending this phone's messages
+    <prefix>:outbox-due         zset, phone → epoch ms when its head message is due (the doorbell)
+    <prefix>:status:<MessageSid>   hash, delivery status reported by Twilio's status callback
+
+**Cluster safety.** A phone's stream, window stamp and delivery record share the phone's
+hash tag, so the webhook's commit script appends the reply to the stream in the same
+atomic step as the session write, on one Redis Cluster slot. The global doorbell zset is
+only ever touched by single-key commands: the webhook rings it (``ZADD NX``) in the same
+pipeline, i.e. the same round trip, as the commit. A doorbell lost to a crash between the
+two is found again by the worker's sweep (``SCAN`` of the outbox streams, at start-up and
+every few minutes, never on the request path).
+
+Streams keep per-customer order for free; the lease makes one worker at a time send a
+given phone's messages, so order holds with several workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import redis
+
+#: how long delivery records and statuses are kept
+RECORD_TTL_MS = 7 * 86_400 * 1000
+
+#: status callback values, ranked so a late callback never moves a message backwards
+STATUS_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "failed": 3,
+    "undelivered": 3,
+    "canceled": 3,
+    "partially_delivered": 3,
+    "delivered": 4,
+    "read": 5,
+}
+
+_STATUS = """
+local rank = cjson.decode(ARGV[5])
+local current = redis.call('HGET', KEYS[1], 'status')
+if current and (rank[current] or 0) >= rank[ARGV[1]] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'error', ARGV[2], 'at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class OutboxKeys:
+    """The key builder of the outbox (also used by the session store's commit)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.due = f"{prefix}:outbox-due"
+        self.stream_pattern = f"{prefix}:outbox:{{*}}"
+
+    def stream(self, phone: str) -> str:
+        return f"{self.prefix}:outbox:{{{phone}}}"
+
+    def seen(self, phone: str) -> str:
+        return f"{self.prefix}:seen:{{{phone}}}"
+
+    def delivery(self, phone: str) -> str:
+        return f"{self.prefix}:delivery:{{{phone}}}"
+
+    def lease(self, phone: str) -> str:
+        return f"{self.prefix}:outbox-lease:{{{phone}}}"
+
+    def status(self, message_sid: str) -> str:
+        return f"{self.prefix}:status:{message_sid}"
+
+    def phone_of(self, stream_key: str) -> str:
+        return stream_key[stream_key.index("{") + 1 : stream_key.rindex("}")]
+
+
+class Outbox:
+    """Enqueueing, the worker's bookkeeping, and delivery statuses, all in Redis."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, clock: Callable[[], datetime]) -> None:
+        self.client = client
+        self.keys = OutboxKeys(prefix)
+        self.clock = clock
+        self._status = client.register_script(_STATUS)
+        self._release = client.register_script(_RELEASE)
+
+    # --- producers -------------------------------------------------------------------
+    def enqueue_text(self, phone: str, text: str) -> str:
+        """Queue a free-form text to ``phone`` (e.g. a notice from the business); the entry id.
+
+        Sent by the worker like any reply, in order after what is already queued for that
+        phone; outside WhatsApp's 24-hour window it is marked undeliverable, not sent.
+        """
+        message = json.dumps({"body": text}, ensure_ascii=False)
+        entry_id = self.client.xadd(self.keys.stream(phone), {"m": message})
+        self.ring(phone)
+        return entry_id
+
+    def ring(self, phone: str, client: Any = None) -> None:
+        """Tell the worker ``phone`` has messages (keeps an earlier due time, e.g. a backoff)."""
+        (client or self.client).zadd(self.keys.due, {phone: epoch_ms(self.clock())}, nx=True)
+
+    # --- gauges ----------------------------------------------------------------------
+    def depth(self) -> int:
+        """Customers with unsent messages (one ZCARD; for a gauge)."""
+        return int(self.client.zcard(self.keys.due))
+
+    def pending(self, phone: str) -> int:
+        """Unsent messages of one customer (XLEN)."""
+        return int(self.client.xlen(self.keys.stream(phone)))
+
+    # --- the worker's side -----------------------------------------------------------
+    def due_phones(self, now_ms: int, limit: int = 50) -> list[str]:
+        return list(self.client.zrangebyscore(self.keys.due, "-inf", now_ms, start=0, num=limit))
+
+    def next_due_ms(self) -> int | None:
+        first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    def defer(self, phone: str, at_ms: int) -> None:
+        self.client.zadd(self.keys.due, {phone: at_ms})
+
+    def settle(self, phone: str) -> None:
+        """Drop the doorbell of a drained phone, unless a message arrived meanwhile.
+
+        Removing first and re-checking after closes the race with a webhook that appends
+        and rings between our last read and the removal.
+        """
+        self.client.zrem(self.keys.due, phone)
+        if self.client.xlen(self.keys.stream(phone)):
+            self.ring(phone)
+
+    def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
+        return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
+
+    def release(self, phone: str, token: str) -> None:
+        self._release(keys=[self.keys.lease(phone)], args=[token])
+
+    def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
+        entries = self.client.xrange(self.keys.stream(phone), count=1)
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        try:
+            message = json.loads(fields.get("m", ""))
+        except ValueError:
+            return entry_id, None
+        return entry_id, message if isinstance(message, dict) and ("body" in message or "template" in message) else None
+
+    def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
+        """The worker's record of an entry, the MessageSid Twilio accepted it as, and the last inbound time."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
+        pipe.get(self.keys.seen(phone))
+        (raw, accepted), seen = pipe.execute()
+        return (json.loads(raw) if raw else {}), accepted, (int(seen) if seen else None)
+
+    def write_record(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
+        key = self.keys.delivery(phone)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, entry_id, json.dumps(record, ensure_ascii=False))
+        pipe.pexpire(key, RECORD_TTL_MS)
+        pipe.execute()
+
+    def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
+        """Record the entry's outcome and remove it from the stream, atomically (one slot)."""
+        key = self.keys.delivery(phone)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, entry_id, json.dumps(record, ensure_ascii=False))
+        if record.get("sid"):
+            pipe.hset(key, f"acc:{entry_id}", record["sid"])
+        pipe.pexpire(key, RECORD_TTL_MS)
+        pipe.xdel(self.keys.stream(phone), entry_id)
+        pipe.execute()
+
+    def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
+        """Every delivery record of ``phone`` by entry id, oldest first (for tests and operators)."""
+        raw = self.client.hgetall(self.keys.delivery(phone))
+        ids = sorted((k for k in raw if not k.startswith("acc:")), key=lambda k: tuple(map(int, k.split("-"))))
+        return {k: json.loads(raw[k]) for k in ids}
+
+    def streams(self) -> Iterator[str]:
+        """Phones with an outbox stream (SCAN: the worker's sweep only, never a request)."""
+        for key in self.client.scan_iter(match=self.keys.stream_pattern, count=500, _type="stream"):
+            yield self.keys.phone_of(key)
+
+    # --- the status callback ---------------------------------------------------------
+    def record_status(
+        self, message_sid: str, status: str, error_code: str, *, phone: str | None, entry_id: str | None
+    ) -> bool:
+        """Store a delivery status unless a later one is already known; True when it changed.
+
+        A callback naming its outbox entry also proves Twilio accepted that entry, which a
+        worker that died before writing down the MessageSid needs to know (see the worker).
+        """
+        if phone and entry_id:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hsetnx(self.keys.delivery(phone), f"acc:{entry_id}", message_sid)
+            pipe.pexpire(self.keys.delivery(phone), RECORD_TTL_MS)
+            pipe.execute()
+            # a worker may be waiting for this proof: make the phone due now (LT: never later)
+            self.client.zadd(self.keys.due, {phone: epoch_ms(self.clock())}, lt=True)
+        changed = self._status(
+            keys=[self.keys.status(message_sid)],
+            args=[status, error_code, epoch_ms(self.clock()), RECORD_TTL_MS, json.dumps(STATUS_RANK)],
+        )
+        return bool(changed)
+
+    def status(self, message_sid: str) -> dict[str, str]:
+        return self.client.hgetall(self.keys.status(message_sid))

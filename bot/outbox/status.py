@@ -1,0 +1,58 @@
+"""``POST /webhook/status``: Twilio's delivery status callbacks, recorded monotonically.
+
+Signature-checked like ``/webhook``. Callbacks are best-effort and may arrive out of
+order, so a status only replaces a lower-ranked one (queued < sending < sent <
+failed/undelivered < delivered < read): a late ``sent`` never overwrites ``read``, and a
+message reported delivered or read stays so even if a failure report straggles in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import redis
+from flask import Blueprint, Response, request
+
+from ..services import get_services
+from . import STATUS_RANK
+
+bp = Blueprint("status", __name__)
+log = logging.getLogger(__name__)
+
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
+ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def _plain(status: int, reason: str) -> Response:
+    return Response(reason + "\n", status, mimetype="text/plain")
+
+
+@bp.post("/webhook/status")
+def delivery_status() -> Response:
+    services = get_services()
+    if not services.signature.is_valid(request):
+        services.stats.incr("status.forged")
+        log.warning("status callback refused: missing or wrong X-Twilio-Signature")
+        return _plain(403, "invalid X-Twilio-Signature")
+    sid = request.form.get("MessageSid", "")
+    status = request.form.get("MessageStatus", "")
+    if not MESSAGE_SID.fullmatch(sid) or status not in STATUS_RANK:
+        services.stats.incr("status.malformed")
+        return _plain(400, "MessageSid or MessageStatus missing or unknown")
+    phone, entry = request.args.get("to", ""), request.args.get("entry", "")
+    named = bool(PHONE.fullmatch(phone) and ENTRY_ID.fullmatch(entry))
+    try:
+        changed = services.outbox.record_status(
+            sid,
+            status,
+            request.form.get("ErrorCode", "")[:10],
+            phone=phone if named else None,
+            entry_id=entry if named else None,
+        )
+    except redis.RedisError as exc:
+        log.warning("status callback for %s: redis error: %s", sid, exc)
+        return _plain(503, "try again later")
+    services.stats.incr(f"status.{status}" if changed else "status.stale")
+    return Response(status=204)

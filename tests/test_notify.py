@@ -1,0 +1,82 @@
+"""A cancel by the business reaches the customer through the outbox, when WhatsApp allows it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from bot import create_app, get_services
+
+from .bookings import book
+from .conftest import TOKEN, Clock, app_config
+from .content_phone import content_config, synced_worker
+from .redis_server import RedisServer
+from .twilio_fake import FakeTwilio
+from .whatsapp import WhatsApp
+
+ANA = "+34600111222"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def booked(redis_server: RedisServer, clock: Clock) -> Iterator[list[str]]:
+    """Two of Ana's bookings, made on a number answering in plain text (what the test customer reads)."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    app = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock))
+    ana = WhatsApp(app.test_client(), TOKEN, phone=ANA, name="Ana")
+    yield [book(ana, at="12:00"), book(ana, day="Sat 17 Jan", at="10:00")]
+    get_services(app).redis.close()
+
+
+@pytest.fixture
+def fake() -> FakeTwilio:
+    return FakeTwilio()
+
+
+@pytest.fixture
+def app(redis_server: RedisServer, fake: FakeTwilio, clock: Clock) -> Iterator[Flask]:
+    """The same store, now sending through the Content API (outbox and worker)."""
+    app = create_app(content_config(fake, REDIS_URL=redis_server.url, CLOCK=clock))
+    yield app
+    get_services(app).redis.close()
+
+
+def sent_texts(fake: FakeTwilio) -> list[str]:
+    return [m["Body"] for m in fake.accepted if m.get("Body")]
+
+
+def test_the_customer_is_told_after_what_is_already_queued(
+    app: Flask, fake: FakeTwilio, booked: list[str], clock: Clock
+) -> None:
+    first, _ = booked
+    assert WhatsApp(app.test_client(), TOKEN, phone=ANA).send("hi").status == 200  # opens the 24-hour window
+    clock.advance(hours=1)
+    result = app.test_cli_runner().invoke(args=["bookings", "cancel", first, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "A WhatsApp message telling the customer is on its way."
+    worker = synced_worker(app)
+    while worker.run_once():
+        pass
+    assert len(fake.accepted) == 2  # the reply to "hi", then the notice
+    assert sent_texts(fake)[-1] == f"Your booking is cancelled: Haircut, Wed 14 Jan, 12:00–12:30 ({first})"
+    assert get_services(app).stats.get("notify.queued") == 1
+
+
+def test_outside_the_24_hour_window_nothing_is_queued(app: Flask, booked: list[str], clock: Clock) -> None:
+    _, second = booked
+    WhatsApp(app.test_client(), TOKEN, phone=ANA).send("hi")
+    clock.advance(hours=24, seconds=1)
+    outbox = get_services(app).outbox
+    queued = outbox.pending(ANA)
+    result = app.test_cli_runner().invoke(args=["bookings", "cancel", second, "--yes"])
+    assert result.exit_code == 0
+    assert "The customer was not told" in result.output
+    assert outbox.pending(ANA) == queued
+    assert get_services(app).stats.get("notify.outside_window") == 1
