@@ -11,6 +11,7 @@ writes it to ``bench/results.md``. All traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -171,15 +172,27 @@ def commandstats(client: redis.Redis) -> Counter[str]:
 _TRIPS = re.compile(r"outcome=(\w+) handler=(\S+) round_trips=(\d+)")
 
 
+def _taps(text: str) -> list[tuple[str, str, int]]:
+    """(outcome, handler, round trips) of each webhook log line, JSON (production) or plain."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"round_trips"' in line:
+            entry = json.loads(line)
+            found.append((entry["outcome"], entry.get("handler") or "-", int(entry["round_trips"])))
+        elif match := _TRIPS.search(line):
+            found.append((match[1], match[2], int(match[3])))
+    return found
+
+
 def read_round_trips(log: Path, offset: int, run: Run) -> None:
     """The engine's own per-tap count (the number tests/test_round_trips.py checks on the socket)."""
     with log.open("rb") as handle:
         handle.seek(offset)
         text = handle.read().decode("utf-8", "replace")
-    for outcome, handler, trips in _TRIPS.findall(text):
+    for outcome, handler, trips in _taps(text):
         run.outcomes[outcome] += 1
-        run.round_trips.append(int(trips))
-        run.trips_by_handler.setdefault(handler if outcome == "ok" else outcome, []).append(int(trips))
+        run.round_trips.append(trips)
+        run.trips_by_handler.setdefault(handler if outcome == "ok" else outcome, []).append(trips)
 
 
 # -- data -----------------------------------------------------------------------------------
