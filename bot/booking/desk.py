@@ -98,6 +98,11 @@ def _with_neighbours(days: list[date]) -> list[date]:
     return sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
 
 
+def _around(seen: Occupancy, day: date, skip: frozenset[str]) -> list[Weighted]:
+    """What can collide with a start on ``day``: the entries filed under it and its neighbours."""
+    return seen.only(_with_neighbours([day])).intervals(skip=skip)
+
+
 class BookingDesk:
     #: grids kept at most (a service's starts on one date never change while the catalog does not)
     GRIDS = 4096
@@ -162,8 +167,8 @@ class BookingDesk:
         days = open_dates(self.business, turn.now)
         if not days:
             return []
-        taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        return [d for d in days if self._free_starts(turn, service, d, taken, limit=1)]
+        seen = self._occupancy(turn, service, days)
+        return [d for d in days if self._free_starts(turn, service, d, _around(seen, d, skip), limit=1)]
 
     def free_times(
         self, turn: Turn, service: Service, day: date, *, skip: frozenset[str] = frozenset()
@@ -183,8 +188,8 @@ class BookingDesk:
         days = open_dates(self.business, turn.now)
         if not days:
             return []
-        taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        times = [t for d in days for t in self._free_starts(turn, service, d, taken)]
+        seen = self._occupancy(turn, service, days)
+        times = [t for d in days for t in self._free_starts(turn, service, d, _around(seen, d, skip))]
         return sorted(sorted(times, key=lambda t: abs(t - at))[:count])
 
     def is_offerable(self, turn: Turn, service: Service, at: datetime) -> bool:
