@@ -20,6 +20,7 @@ passed in as ``now``; hold expiry uses only the Redis clock.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -254,6 +255,7 @@ class Outcome:
         return cls(status, "" if value is None else str(value), int(extra[0]) if extra else 0, len(extra) > 1)
 
 
+@functools.lru_cache(maxsize=65_536)  # a day's entries are read again and again, and seldom change
 def _entry(value: str) -> tuple[int, int, int, int]:
     start, end, expires, *count = value.split(",")
     return int(start), int(end), int(expires), int(count[0]) if count else 1
