@@ -379,7 +379,7 @@ def report(runs: list[Run], memory: Memory, args: argparse.Namespace, started: d
         "",
         *(
             f"- {r.kind}: {r.rate:.0f}/s, {r.p50_ms:.1f}, {r.p99_ms:.1f}, {r.errors} errors"
-            + (f", {r.bookings} bookings" if r.kind != "baseline" else "")
+            + (f", {r.bookings} bookings" if not r.kind.startswith("baseline") else "")
             for r in runs
         ),
         "",
