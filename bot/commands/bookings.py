@@ -72,6 +72,11 @@ def _record(services: Services, data: dict[str, str]) -> dict[str, str]:
     return record
 
 
+def not_a_formula(text: str) -> str:
+    """A cell a spreadsheet shows as text: the customer chose their profile name (OWASP CSV injection)."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
 def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
     """The bookings ``refs``, read in batches with progress on stderr."""
     store = services.desk.store
@@ -96,7 +101,7 @@ def export(fmt: str, output: IO[str]) -> None:
         writer = csv.DictWriter(output, EXPORT_FIELDS, lineterminator="\n")
         writer.writeheader()
         for count, record in enumerate(records, 1):  # noqa: B007 - the count is reported below
-            writer.writerow(record)
+            writer.writerow(record | {"name": not_a_formula(record["name"])})
     else:
         output.write("[")
         for count, record in enumerate(records, 1):  # noqa: B007

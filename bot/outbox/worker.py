@@ -108,13 +108,20 @@ class Worker:
         return len(phones)
 
     def drain(self, phone: str) -> int:
-        """Send ``phone``'s entries in order until its stream is empty or one must wait."""
+        """Send ``phone``'s entries in order until its stream is empty or one must wait.
+
+        The lease is renewed before each further entry (a few slow sends can outlast it); once it
+        has lapsed, another worker may own the phone, so this one stops.
+        """
         token = f"{self.name}:{uuid.uuid4().hex}"
         if not self.outbox.acquire(phone, token, self.lease_ms):
             return 0  # another worker is on it
         finished = 0
         try:
             while finished < BATCH:
+                if finished and not self.outbox.renew(phone, token, self.lease_ms):
+                    log.warning("outbox lease of %s lapsed during a slow send: leaving it", mask_phone(phone))
+                    return finished  # another worker may be sending this phone's next message now
                 head = self.outbox.head(phone)
                 if head is None:
                     self.outbox.settle(phone)
