@@ -85,7 +85,7 @@ def book(
     max_active: int = 10,
     day: date = DAY,
     resource: str = RESOURCE,
-    move: tuple[str, date] | None = None,
+    move: tuple[str, str, date] | None = None,
     cutoff: int = 0,
     interval: tuple[int, int] | None = None,
 ) -> Outcome:
@@ -350,7 +350,7 @@ def test_a_booking_can_move_over_its_own_old_time(store: BookingStore, client: r
     new = (NOON + 900, NOON + 2700)  # overlaps its own 12:00-12:30
     assert hold(store, "tok-b", *new).status == "taken"  # without excluding it, it is in the way
     assert hold(store, "tok-b", *new, exclude="OLD").status == "held"
-    moved = book(store, "tok-b", "NEW", *new, move=("OLD", DAY), now=NOW + 7)
+    moved = book(store, "tok-b", "NEW", *new, move=("OLD", RESOURCE, DAY), now=NOW + 7)
     assert moved == Outcome("booked", "NEW")
 
     old, now_ = store.booking("OLD"), store.booking("NEW")
@@ -365,12 +365,12 @@ def test_a_booking_can_move_over_its_own_old_time(store: BookingStore, client: r
 
 def test_a_move_without_a_live_hold_also_excludes_the_old_booking(store: BookingStore) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", NOON + 600, NOON + 2400, move=("OLD", DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", NOON + 600, NOON + 2400, move=("OLD", RESOURCE, DAY)).status == "booked"
 
 
 def test_a_moved_from_slot_is_free_at_once(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(15), move=("OLD", DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", at(15), move=("OLD", RESOURCE, DAY)).status == "booked"
     assert hold(store, "tok-c", NOON).status == "held"
     assert book(store, "tok-c", "REF3", NOON, phone=OTHER).status == "booked"
 
@@ -378,7 +378,7 @@ def test_a_moved_from_slot_is_free_at_once(store: BookingStore, client: redis.Re
 def test_a_move_to_another_day_frees_the_old_day(store: BookingStore, client: redis.Redis) -> None:
     later = DAY + timedelta(days=3)
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(12, day=later), day=later, move=("OLD", DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", at(12, day=later), day=later, move=("OLD", RESOURCE, DAY)).status == "booked"
     assert entries(client, store) == {}
     assert entries(client, store, later) == place(at(12, day=later), at(12, 30, day=later))
 
@@ -386,7 +386,7 @@ def test_a_move_to_another_day_frees_the_old_day(store: BookingStore, client: re
 def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
     book(store, "tok-x", "THEIRS", at(15), phone=OTHER)
-    assert book(store, "tok-b", "NEW", at(15), move=("OLD", DAY)) == Outcome("taken", "")
+    assert book(store, "tok-b", "NEW", at(15), move=("OLD", RESOURCE, DAY)) == Outcome("taken", "")
     old = store.booking("OLD")
     assert old["status"] == "confirmed"
     assert "rescheduled_to" not in old
@@ -399,24 +399,24 @@ def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.
 def test_only_a_confirmed_booking_can_move(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "GONE", at(10))
     cancel(store, "GONE")
-    assert book(store, "tok-b", "NEW", at(15), move=("GONE", DAY)) == Outcome("not_active", "cancelled")
+    assert book(store, "tok-b", "NEW", at(15), move=("GONE", RESOURCE, DAY)) == Outcome("not_active", "cancelled")
     book(store, "tok-c", "OLD", at(11))
-    book(store, "tok-d", "MID", at(12), move=("OLD", DAY))
-    assert book(store, "tok-e", "NEW", at(15), move=("OLD", DAY)) == Outcome("not_active", "rescheduled")
+    book(store, "tok-d", "MID", at(12), move=("OLD", RESOURCE, DAY))
+    assert book(store, "tok-e", "NEW", at(15), move=("OLD", RESOURCE, DAY)) == Outcome("not_active", "rescheduled")
     assert booking_keys(client, store) == [store.booking_key(r) for r in ("GONE", "MID", "OLD")]
 
 
 def test_nobody_else_can_move_a_booking(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(15), phone=OTHER, move=("OLD", DAY)) == Outcome("unknown", "")
-    assert book(store, "tok-c", "NEW", at(15), move=("NOSUCH", DAY)) == Outcome("unknown", "")
+    assert book(store, "tok-b", "NEW", at(15), phone=OTHER, move=("OLD", RESOURCE, DAY)) == Outcome("unknown", "")
+    assert book(store, "tok-c", "NEW", at(15), move=("NOSUCH", RESOURCE, DAY)) == Outcome("unknown", "")
     assert store.booking("OLD")["status"] == "confirmed"
     assert booking_keys(client, store) == [store.booking_key("OLD")]
 
 
 def test_moving_inside_the_cutoff_is_too_late(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    late = book(store, "tok-b", "NEW", at(15), now=NOON - 1800, move=("OLD", DAY), cutoff=3600)
+    late = book(store, "tok-b", "NEW", at(15), now=NOON - 1800, move=("OLD", RESOURCE, DAY), cutoff=3600)
     assert late == Outcome("too_late_to_change", "")
     assert store.booking("OLD")["status"] == "confirmed"
     assert entries(client, store) == place(NOON, NOON + 1800)
@@ -424,7 +424,7 @@ def test_moving_inside_the_cutoff_is_too_late(store: BookingStore, client: redis
 
 def test_a_move_does_not_count_towards_the_limit(store: BookingStore) -> None:
     book(store, "tok-a", "OLD", at(12), max_active=1)
-    assert book(store, "tok-b", "NEW", at(15), max_active=1, move=("OLD", DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", at(15), max_active=1, move=("OLD", RESOURCE, DAY)).status == "booked"
 
 
 # -- holds -------------------------------------------------------------------------------------

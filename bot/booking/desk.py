@@ -35,6 +35,7 @@ class Booking:
     name: str = ""
     language: str = ""
     occ: str = ""  # "start,end" of the place it takes (with buffers); empty for bookings made before counts
+    resource: str = ""  # whose occupancy it takes, as booked (a later catalog may move the service)
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Booking:
@@ -48,6 +49,7 @@ class Booking:
             name=data.get("name", ""),
             language=data.get("language", ""),
             occ=data.get("occ", ""),
+            resource=data.get("resource", ""),
         )
 
     @property
@@ -232,6 +234,7 @@ class BookingDesk:
             "phone": turn.message.phone,
             "name": turn.customer_name,
             "service": service.id,
+            "resource": service.resource,
             "start": str(epoch(at)),
             "end": str(epoch(end)),
             "day": self.local_day(at).strftime("%Y%m%d"),
@@ -253,7 +256,7 @@ class BookingDesk:
                 notice=self.business.min_notice_minutes * 60,
                 max_active=self.business.max_active_bookings,
                 fields={**fields, "ref": ref},
-                move=(move.ref, self.local_day(move.start)) if move else None,
+                move=(move.ref, self.resource_of(move), self.local_day(move.start)) if move else None,
                 cutoff=self.business.cancel_cutoff_minutes * 60,
             )
             if outcome.status != "ref_taken":
@@ -272,12 +275,18 @@ class BookingDesk:
         booking = Booking.from_hash(data)
         return self._cancel(booking, booking.phone, now, 0), booking
 
-    def _cancel(self, booking: Booking, phone: str, now: datetime, cutoff: int) -> str:
+    def resource_of(self, booking: Booking) -> str:
+        """The resource ``booking`` occupies: as recorded, else (older bookings) as the catalog says."""
+        if booking.resource:
+            return booking.resource
         service = self.catalog.service(booking.service_id)
+        return service.resource if service else booking.service_id
+
+    def _cancel(self, booking: Booking, phone: str, now: datetime, cutoff: int) -> str:
         result = self.store.cancel(
             ref=booking.ref,
             phone=phone,
-            resource=service.resource if service else booking.service_id,
+            resource=self.resource_of(booking),
             day=self.local_day(booking.start),
             now=epoch(now),
             cutoff=cutoff,

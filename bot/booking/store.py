@@ -370,14 +370,15 @@ class BookingStore:
         notice: int,
         max_active: int,
         fields: dict[str, str],
-        move: tuple[str, date] | None = None,
+        move: tuple[str, str, date] | None = None,
         cutoff: int = 0,
     ) -> Outcome:
         """Book from a hold (or, if it lapsed, from a slot still free); ``move`` reschedules a booking.
 
-        Idempotent per hold token: the same token always returns the same REF.
+        Idempotent per hold token: the same token always returns the same REF. ``move`` is the
+        old booking's REF, resource and day.
         """
-        old_ref, old_day = move or ("", day)
+        old_ref, old_resource, old_day = move or ("", resource, day)
         keys = [
             *self._around(resource, day),
             self.booking_key(ref),
@@ -385,7 +386,7 @@ class BookingStore:
             self.all_bookings_key,
             f"{self.base}:hold:{token}",
             self.booking_key(old_ref) if old_ref else self.booking_key(ref),
-            self.day_key(resource, old_day),
+            self.day_key(old_resource, old_day),
         ]
         args: list[str | int] = [token, ref, *interval, capacity, now, notice, max_active, old_ref, cutoff]
         for name, value in fields.items():

@@ -1,0 +1,40 @@
+"""A business edits its catalog while bookings exist: what was booked keeps its place until cancelled."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import redis
+
+from bot import create_app, get_services
+from bot.booking.catalog import Catalog
+
+from .bookings import book
+from .catalogs import salon
+from .conftest import TOKEN, Clock, app_config
+from .redis_server import RedisServer
+from .whatsapp import WhatsApp
+
+
+def with_cut_on(resource: str) -> Catalog:
+    catalog = salon()
+    services = tuple(dataclasses.replace(s, resource=resource) if s.id == "cut" else s for s in catalog.services)
+    return dataclasses.replace(catalog, services=services)
+
+
+def test_a_cancel_frees_the_time_even_after_the_service_moved_to_another_resource(
+    redis_server: RedisServer,
+) -> None:
+    redis.Redis.from_url(redis_server.url).flushdb()
+    clock = Clock()
+    before = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock))
+    ana = WhatsApp(before.test_client(), TOKEN)
+    ref = book(ana, at="12:00")
+
+    # the owner now gives haircuts a shared "chair" resource; Ana cancels under the new catalog
+    after = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock, CATALOG=with_cut_on("chair")))
+    assert get_services(after).desk.cancel_for_business(ref, clock())[0] == "ok"
+
+    # under the old layout 12:00 is free again: nothing was left behind on the resource it was booked on
+    bob = WhatsApp(before.test_client(), TOKEN, phone="+447700900123", name="Bob")
+    assert book(bob, at="12:00") != ref
