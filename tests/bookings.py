@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import re
 
+import redis
+
 from .whatsapp import WhatsApp
+
+
+def age_holds(db: redis.Redis, prefix: str = "tapbook") -> int:
+    """Make every hold lapse now, as ``hold_minutes`` of the Redis clock would; returns how many.
+
+    Hold expiry is an epoch-ms stamp inside each day's occupancy entry, checked against Redis
+    ``TIME``; rewriting the stamp into the past is the clock seam (no sleeping).
+    """
+    aged = 0
+    for key in db.scan_iter(f"{prefix}:bk:*:occ:*", count=1000):
+        for entry, value in db.hgetall(key).items():
+            start, end, expires, *_ = value.split(",")  # bookings: "start,end,0,count"
+            if expires != "0":
+                db.hset(key, entry, f"{start},{end},1")
+                aged += 1
+    return aged
 
 
 def book(wa: WhatsApp, day: str = "Wed 14 Jan", at: str = "12:00", service: str = "Haircut") -> str:

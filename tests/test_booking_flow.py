@@ -6,7 +6,6 @@ ahead, closed Fri 16 Jan 2026. The clock stands at Wed 14 Jan 2026, 10:00 in Mad
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from flask import Flask
 from bot import create_app, get_services
 from bot.sessions import Session
 
-from .catalogs import salon
+from .bookings import age_holds
 from .concurrency import run_together
 from .conftest import TOKEN, Clock, app_config
 from .whatsapp import Answer, WhatsApp
@@ -234,25 +233,20 @@ def test_after_the_session_expires_an_old_button_says_the_menu_is_out_of_date(wa
 
 
 # -- holds that lapse ----------------------------------------------------------------------------
-def short_hold_app(backend: dict[str, Any]) -> Flask:
-    """Holds of 40 ms, so a lapse needs a sleep no longer than the shortest Redis expiry."""
-    return create_app(app_config(CATALOG=salon(hold_minutes=40 / 60_000), **backend))
-
-
 def test_a_lapsed_hold_still_books_when_the_time_is_free(backend: dict[str, Any]) -> None:
-    app = short_hold_app(backend)
+    app = create_app(app_config(**backend))
     wa = WhatsApp(app.test_client(), TOKEN)
     summary = book(wa)
-    time.sleep(0.08)
+    age_holds(get_services(app).redis)
     assert wa.choose(summary, "Confirm").text.startswith("Booked! ✅ Haircut, Wed 14 Jan, 12:00–12:30.")
 
 
 def test_a_lapsed_hold_taken_meanwhile_offers_the_nearest_times(backend: dict[str, Any]) -> None:
-    app = short_hold_app(backend)
+    app = create_app(app_config(**backend))
     ana = WhatsApp(app.test_client(), TOKEN)
     bob = WhatsApp(app.test_client(), TOKEN, phone="+447700900123", name="Bob")
     summary = book(ana)
-    time.sleep(0.08)
+    age_holds(get_services(app).redis)
     bob.choose(book(bob), "Confirm")  # Ana's hold lapsed: Bob gets 12:00
     answer = ana.choose(summary, "Confirm")
     assert answer.text.startswith("Sorry, 12:00 on Wed 14 Jan was just taken.\n\nThe nearest free times:")
@@ -346,12 +340,12 @@ def test_reschedule_into_its_own_old_time_and_elsewhere(app: Flask, wa: WhatsApp
 
 
 def test_a_failed_reschedule_leaves_the_booking_intact(backend: dict[str, Any]) -> None:
-    app = short_hold_app(backend)
+    app = create_app(app_config(**backend))
     ana = WhatsApp(app.test_client(), TOKEN)
     bob = WhatsApp(app.test_client(), TOKEN, phone="+447700900123", name="Bob")
     ana.choose(book(ana, day="Thu 15 Jan", at="10:00"), "Confirm")
     summary = ana.choose(ana.choose(ana.choose(open_booking(ana), "Reschedule"), "Thu 15 Jan"), "11:00")
-    time.sleep(0.08)  # Ana's hold on 11:00 lapses and Bob books it
+    age_holds(get_services(app).redis)  # Ana's hold on 11:00 lapses and Bob books it
     bob.choose(book(bob, day="Thu 15 Jan", at="11:00"), "Confirm")
     answer = ana.choose(summary, "Confirm")
     assert answer.text.startswith("Sorry, 11:00 on Thu 15 Jan was just taken.")

@@ -334,13 +334,3 @@ def redis_ms(db: redis.Redis) -> int:
     return seconds * 1000 + micros // 1000
 
 
-def age_holds(db: redis.Redis) -> int:
-    """Make every hold lapse now, as ``hold_minutes`` of the Redis clock would; returns how many."""
-    aged = 0
-    for key in db.scan_iter(f"{BK}:occ:*", count=1000):
-        for entry, value in db.hgetall(key).items():
-            start, end, expires, *_ = value.split(",")  # bookings: "start,end,0,count"
-            if expires != "0":
-                db.hset(key, entry, f"{start},{end},1")
-                aged += 1
-    return aged

@@ -10,9 +10,10 @@ import pytest
 
 from bot.sessions import Session
 
+from ..bookings import age_holds
 from ..concurrency import run_together
 from .conftest import System
-from .harness import BOOKED, REF, Customer, age_holds, bookings, customers, in_parallel
+from .harness import BOOKED, PREFIX, REF, Customer, bookings, customers, in_parallel
 
 CUSTOMERS = 100
 CHECK = "Please check your booking:"
@@ -38,9 +39,9 @@ def test_race_for_the_last_slot(system: System, service: str, capacity: int) -> 
     # the others get there too, one after the other, each once the holds before had lapsed
     for person, was_held in zip(people, held, strict=True):
         if not was_held:
-            age_holds(system.db)
+            age_holds(system.db, PREFIX)
             assert person.to_summary(service, day, at).text.startswith(CHECK)
-    age_holds(system.db)
+    age_holds(system.db, PREFIX)
 
     # ...and all confirm together
     answers = run_together(CUSTOMERS, lambda i: people[i].send("Confirm"))

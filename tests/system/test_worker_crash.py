@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from ..bookings import age_holds
 from ..redis_server import RedisServer, free_port
 from .conftest import System
 from .harness import (
     BK,
     BOOKED,
+    PREFIX,
     Gunicorn,
     Reply,
     Twilio,
-    age_holds,
     app_environment,
     bookings,
     customers,
@@ -164,7 +165,7 @@ def test_a_hold_left_by_a_worker_killed_before_its_commit_lapses_and_blocks_no_o
     assert expires <= redis_ms(system.db) + HOLD_MS
 
     assert bob.send(at).text.startswith("Sorry, that time was just taken.")  # respected while it lives
-    age_holds(system.db)  # ...and hold_minutes later it is gone
+    age_holds(system.db, PREFIX)  # ...and hold_minutes later it is gone
     assert bob.send("back").status == 200
     assert bob.send(day).options[0] == at
     assert bob.send(at).text.startswith(CHECK)
