@@ -184,14 +184,10 @@ class Settings:
     redis_sentinel_service: str | None = _setting(
         None, _optional_text, "The master's name the sentinels monitor (sentinel monitor <name> …)."
     )
-    redis_username: str | None = _setting(None, _optional_text, "ACL user of the Redis servers (cluster or sentinel mode).")
-    redis_password: str | None = _setting(
-        None, _optional_text, "Password of the Redis servers (cluster or sentinel mode; a URL carries its own)."
-    )
+    redis_username: str | None = _setting(None, _optional_text, "ACL user of the Redis servers.")
+    redis_password: str | None = _setting(None, _optional_text, "Password of the Redis servers (a URL's own wins).")
     redis_sentinel_password: str | None = _setting(None, _optional_text, "Password of the sentinels themselves.")
-    redis_tls: bool = _setting(
-        False, _flag, "TLS to cluster nodes, sentinels and the master (a URL says rediss://)."
-    )
+    redis_tls: bool = _setting(False, _flag, "TLS to cluster nodes, sentinels and the master (a URL says rediss://).")
     redis_tls_ca_file: str | None = _setting(
         None, _optional_text, "CA certificate file to check the servers' TLS certificates against."
     )
@@ -358,5 +354,5 @@ def check_redis(settings: Settings) -> None:
     if settings.wait_replicas and settings.redis_wait_timeout_ms >= settings.redis_socket_timeout * 1000:
         raise ConfigError(
             "REDIS_WAIT_TIMEOUT_MS",
-            f"must be shorter than REDIS_SOCKET_TIMEOUT ({settings.redis_socket_timeout} s), or the wait times out the tap",
+            f"must be shorter than REDIS_SOCKET_TIMEOUT ({settings.redis_socket_timeout} s), or waiting times out taps",
         )

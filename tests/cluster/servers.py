@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from ..redis_server import RedisServer, free_port
+from ..redis_server import RedisServer
 
 REDIS_CLI = shutil.which("redis-cli")
 
@@ -70,8 +70,10 @@ class Cluster:
         clients = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
         try:
             wait_until(
-                lambda: all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
-                and all(len(c.cluster("nodes")) == len(clients) for c in clients),
+                lambda: (
+                    all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
+                    and all(len(c.cluster("nodes")) == len(clients) for c in clients)
+                ),
                 "the cluster to agree",
             )
         finally:
