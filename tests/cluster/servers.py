@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from ..redis_server import RedisServer
+from ..redis_server import RedisServer, free_port
 
 REDIS_CLI = shutil.which("redis-cli")
 
@@ -47,6 +47,8 @@ class Cluster:
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                "--cluster-port",  # the bus port; by default port + 10000, past 65535 for a high free port
+                str(free_port()),
                 "--appendonly",
                 "yes",
             )
@@ -96,3 +98,72 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class Sentinels:
+    """One master, one replica and three sentinels (quorum 2) watching them as ``SERVICE``.
+
+    Sentinels are told to act fast (``down-after-milliseconds`` 500, ``failover-timeout``
+    3000), so a killed master is replaced within a few seconds.
+    """
+
+    SERVICE = "tapbook"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.master = RedisServer(workdir / "master", "--appendonly", "yes")
+        self.replica = RedisServer(workdir / "replica", "--appendonly", "yes")
+        self.ports = [free_port() for _ in range(3)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.extra_args = (*self.replica.extra_args, "--replicaof", "127.0.0.1", str(self.master.port))
+        self.replica.start()
+        with redis.Redis(port=self.master.port, decode_responses=True) as master:
+            wait_until(lambda: master.info("replication")["connected_slaves"] == 1, "the replica to connect")
+        for index, port in enumerate(self.ports):
+            folder = self.workdir / f"sentinel{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
+                f"sentinel failover-timeout {self.SERVICE} 3000\n"
+                f"sentinel parallel-syncs {self.SERVICE} 1\n"
+            )
+            assert RedisServer.binary is not None
+            self.processes.append(
+                subprocess.Popen(
+                    [RedisServer.binary, str(conf), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.ports:
+            with redis.Redis(port=port, decode_responses=True, socket_timeout=1) as sentinel:
+                wait_until(
+                    lambda s=sentinel: (m := s.sentinel_master(self.SERVICE))["num-other-sentinels"] == 2
+                    and m["num-slaves"] == 1,
+                    "the sentinels to find each other and the replica",
+                    timeout=30,
+                )
+
+    def master_port(self) -> int:
+        """The master's port as the first sentinel sees it."""
+        with redis.Redis(port=self.ports[0], decode_responses=True, socket_timeout=1) as sentinel:
+            return int(sentinel.sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        self.processes = []
+        self.replica.stop()
+        self.master.stop()
