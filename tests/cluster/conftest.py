@@ -22,7 +22,7 @@ from ..conftest import REQUIRE_REAL, need_redis_server
 from ..redis_server import free_port
 from ..system.conftest import System
 from ..system.harness import Gunicorn, Report, Twilio, app_environment
-from .servers import REDIS_CLI
+from .servers import REDIS_CLI, Sentinels
 from .servers import Cluster as LocalCluster
 
 REPORT = pytest.StashKey[Report]()
@@ -121,9 +121,7 @@ def cluster_client(cluster: LocalCluster) -> Cluster:
 
 
 @pytest.fixture
-def system(
-    cluster: LocalCluster, cluster_instances: list[Gunicorn], deployments_report: Report
-) -> Iterator[System]:
+def system(cluster: LocalCluster, cluster_instances: list[Gunicorn], deployments_report: Report) -> Iterator[System]:
     """The system suite's ``system``, with Twilio's deliveries shared by two instances on the cluster."""
     cluster.flush()
     db = cluster_client(cluster)
@@ -146,3 +144,29 @@ def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
             figures[address] = f"{db.dbsize()} keys ({sessions} sessions, {booked} bookings)"
     return figures
 
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
+    """A master, its replica and three sentinels: the test may kill the master."""
+    need_redis_server()
+    setup = Sentinels(tmp_path / "sentinel")
+    try:
+        setup.start()
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def sentinel_instance(sentinels: Sentinels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """One app instance finding its master through the sentinels."""
+    (instance,) = start_instances(
+        1,
+        tmp_path_factory,
+        REDIS_SENTINELS=",".join(sentinels.addresses),
+        REDIS_SENTINEL_SERVICE=Sentinels.SERVICE,
+    )
+    offset = len(instance.log())
+    yield instance
+    instance.stop()
+    instance.assert_clean_log_since(offset)

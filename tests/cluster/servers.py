@@ -111,8 +111,9 @@ class Sentinels:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.master = RedisServer(workdir / "master", "--appendonly", "yes")
-        self.replica = RedisServer(workdir / "replica", "--appendonly", "yes")
+        fast_sync = ("--appendonly", "yes", "--repl-diskless-sync-delay", "0")  # not 5 s waiting for more replicas
+        self.master = RedisServer(workdir / "master", *fast_sync)
+        self.replica = RedisServer(workdir / "replica", *fast_sync)
         self.ports = [free_port() for _ in range(3)]
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -125,7 +126,9 @@ class Sentinels:
         self.replica.extra_args = (*self.replica.extra_args, "--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
         with redis.Redis(port=self.master.port, decode_responses=True) as master:
-            wait_until(lambda: master.info("replication")["connected_slaves"] == 1, "the replica to connect")
+            wait_until(
+                lambda: master.info("replication").get("slave0", {}).get("state") == "online", "the replica to sync"
+            )
         for index, port in enumerate(self.ports):
             folder = self.workdir / f"sentinel{index}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -148,8 +151,9 @@ class Sentinels:
         for port in self.ports:
             with redis.Redis(port=port, decode_responses=True, socket_timeout=1) as sentinel:
                 wait_until(
-                    lambda s=sentinel: (m := s.sentinel_master(self.SERVICE))["num-other-sentinels"] == 2
-                    and m["num-slaves"] == 1,
+                    lambda s=sentinel: (
+                        (m := s.sentinel_master(self.SERVICE))["num-other-sentinels"] == 2 and m["num-slaves"] == 1
+                    ),
                     "the sentinels to find each other and the replica",
                     timeout=30,
                 )
@@ -158,6 +162,9 @@ class Sentinels:
         """The master's port as the first sentinel sees it."""
         with redis.Redis(port=self.ports[0], decode_responses=True, socket_timeout=1) as sentinel:
             return int(sentinel.sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def replica_client(self) -> redis.Redis:
+        return redis.Redis(port=self.replica.port, decode_responses=True)
 
     def stop(self) -> None:
         for process in self.processes:
