@@ -147,6 +147,7 @@ def connect(settings: Settings) -> redis.Redis | Cluster:
                 "socket_timeout": settings.redis_socket_timeout,
                 "socket_connect_timeout": settings.redis_connect_timeout,
                 "password": settings.redis_sentinel_password,
+                "retry": Retry(NoBackoff(), 0),  # a sentinel that is down: ask the next one at once
                 **_tls(settings),
             },
         )
