@@ -103,7 +103,7 @@ def test_a_booking_waits_for_replicas_and_says_so_when_none_answers(
     before = wait_calls(db)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="bot.connections"):
-        ref = book(wa, at="12:30")  # this server has no replica: the wait times out, the customer is told anyway
+        ref = book(wa, day="Thu 15 Jan", at="10:00")  # no replica here: the wait times out, the customer is told
     assert db.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
     assert wait_calls(db) == before + 1  # the booking, not the hold nor the session writes
     assert [r.getMessage() for r in caplog.records if r.name == "bot.connections"] == [
@@ -112,7 +112,7 @@ def test_a_booking_waits_for_replicas_and_says_so_when_none_answers(
     get_services(app).redis.close()
 
     app = create_app(app_config(REDIS_URL=redis_server.url))  # auto: no waiting on a single server
-    book(WhatsApp(app.test_client(), TOKEN, phone="+34600999888"), at="13:00")
+    book(WhatsApp(app.test_client(), TOKEN, phone="+34600999888"), day="Thu 15 Jan", at="11:00")
     assert wait_calls(db) == before + 1
     get_services(app).redis.close()
     db.close()
