@@ -145,11 +145,11 @@ def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
     return figures
 
 
-@pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
-    """A master, its replica and three sentinels: the test may kill the master."""
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
+    """A master, its replica and three sentinels, for one module (whose last test may kill the master)."""
     need_redis_server()
-    setup = Sentinels(tmp_path / "sentinel")
+    setup = Sentinels(tmp_path_factory.mktemp("sentinel"))
     try:
         setup.start()
         yield setup

@@ -14,8 +14,15 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
+
+from bot import create_app, get_services
+
+from ..bookings import book
+from ..conftest import TOKEN, app_config
 from ..system.harness import BOOKED, POLITE, REF, Customer, Reply, Report, Twilio, customers, in_parallel
 from ..system.test_retry_storm import SCRIPT
+from ..whatsapp import WhatsApp
 from .servers import Sentinels, wait_until
 
 CUSTOMERS = 30
@@ -38,6 +45,26 @@ def converse(person: Customer, deadline: float) -> list[list[Reply]]:
                     break
                 time.sleep(0.05)  # Twilio's retry interval, shortened
     return attempts
+
+
+def test_the_app_behind_sentinels(sentinels: Sentinels) -> None:
+    """Readiness, the durability check (of the master), and a booking that waited for the replica."""
+    with redis.Redis(port=sentinels.master.port, decode_responses=True) as master:
+        waits = int(master.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+        app = create_app(
+            app_config(REDIS_SENTINELS=",".join(sentinels.addresses), REDIS_SENTINEL_SERVICE=Sentinels.SERVICE)
+        )
+        services = get_services(app)
+        assert services.settings.wait_replicas == 1
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["checks"]["redis"] == "ok"
+        ref = book(WhatsApp(app.test_client(), TOKEN))
+        assert int(master.info("commandstats")["cmdstat_wait"]["calls"]) > waits
+        with sentinels.replica_client() as replica:
+            assert replica.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"  # before "Booked!"
+            master.flushall()
+            wait_until(lambda: not replica.dbsize(), "the replica to follow")
+    services.redis.close()
 
 
 def test_killing_the_master_mid_traffic(sentinels: Sentinels, sentinel_instance, deployments_report: Report) -> None:  # type: ignore[no-untyped-def]

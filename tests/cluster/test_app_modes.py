@@ -1,0 +1,48 @@
+"""The app built on a Redis Cluster: readiness, the durability check on every master, a booking."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+
+from bot import create_app, get_services
+from bot.connections import Cluster as ClusterClient
+from bot.errors import ConfigError
+
+from ..bookings import book
+from ..conftest import TOKEN, app_config
+from ..redis_server import free_port
+from ..whatsapp import WhatsApp
+from .servers import Cluster
+
+
+def test_the_app_on_a_cluster(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    cluster.flush()
+    risky = redis.Redis(port=cluster.nodes[1].port)
+    risky.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.durability"):
+            app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    finally:
+        risky.config_set("maxmemory-policy", "noeviction")
+        risky.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.durability"]
+    assert len(warnings) == 1 and "maxmemory-policy is allkeys-lru" in warnings[0]  # found on the one master
+    services = get_services(app)
+    assert isinstance(services.redis, ClusterClient) and not services.embedded
+
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["redis"] == "ok"
+    ref = book(WhatsApp(app.test_client(), TOKEN))
+    assert services.redis.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    services.redis.close()
+
+
+def test_a_cluster_that_does_not_answer_stops_start_up_with_one_line() -> None:
+
+
+    with pytest.raises(ConfigError) as caught:
+        create_app(app_config(REDIS_CLUSTER_NODES=f"127.0.0.1:{free_port()}"))
+    assert caught.value.setting == "REDIS_CLUSTER_NODES" and "\n" not in str(caught.value)
