@@ -35,6 +35,7 @@ def deployments_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     report = Report()
     request.config.stash[REPORT] = report
     yield report
+    report.finish()
     path = tmp_path_factory.getbasetemp() / "deployments-report.txt"
     path.write_text("\n".join(report.lines()) + "\n")
     request.config.stash[REPORT_FILE] = path
@@ -97,7 +98,7 @@ class Balancer:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def cluster(deployments_report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     need_redis_cli()
     local = LocalCluster(tmp_path_factory.mktemp("cluster"))
     try:
@@ -146,7 +147,7 @@ def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
+def sentinels(deployments_report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
     """A master, its replica and three sentinels, for one module (whose last test may kill the master)."""
     need_redis_server()
     setup = Sentinels(tmp_path_factory.mktemp("sentinel"))
