@@ -26,7 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.cluster import ClusterPipeline as _ClusterPipeline
-from redis.exceptions import RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 BOOKING_KEY_PART = ":booking:"
 
 _CLOCK = "return redis.call('TIME')"
+
+#: the scripts registered on a cluster client, by SHA1: a pipelined EVALSHA answered NOSCRIPT loads its body
+_SCRIPTS: dict[str, str] = {}
 
 
 class ClusterPipeline(_ClusterPipeline):
@@ -56,10 +59,18 @@ class ClusterPipeline(_ClusterPipeline):
         for index in clocks:
             key = next((k for c in [*queue[index + 1 :], *queue[:index]] if (k := _first_key(c.args))), "clock")
             queue[index].args = ("EVAL", _CLOCK, 1, key)
-        replies = super().execute(raise_on_error)
+        commands = [command.args for command in queue]
+        replies = super().execute(raise_on_error=False)
         for index in clocks:
             if isinstance(replies[index], list):
                 replies[index] = tuple(int(part) for part in replies[index])
+        for index, reply in enumerate(replies):
+            # a master that never saw the script (new, restarted, promoted): load it everywhere, run it again
+            if isinstance(reply, NoScriptError) and (body := _SCRIPTS.get(str(commands[index][1]))):
+                self.parent_execute_command("SCRIPT LOAD", body)
+                replies[index] = self.parent_execute_command(*commands[index])
+        if raise_on_error and (error := next((r for r in replies if isinstance(r, Exception)), None)):
+            raise error
         return replies
 
 
@@ -74,6 +85,11 @@ def _first_key(args: tuple[Any, ...]) -> str | None:
 
 class Cluster(RedisCluster):
     """``RedisCluster`` whose pipelines are :class:`ClusterPipeline`."""
+
+    def register_script(self, script: Any) -> Any:
+        registered = super().register_script(script)
+        _SCRIPTS[registered.sha] = script
+        return registered
 
     def pipeline(self, transaction: bool | None = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)

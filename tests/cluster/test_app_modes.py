@@ -14,6 +14,7 @@ from bot.errors import ConfigError
 from ..bookings import book
 from ..conftest import TOKEN, app_config
 from ..redis_server import free_port
+from ..test_commands import legacy_sessions
 from ..whatsapp import WhatsApp
 from .servers import Cluster
 
@@ -46,3 +47,17 @@ def test_a_cluster_that_does_not_answer_stops_start_up_with_one_line() -> None:
     with pytest.raises(ConfigError) as caught:
         create_app(app_config(REDIS_CLUSTER_NODES=f"127.0.0.1:{free_port()}"))
     assert caught.value.setting == "REDIS_CLUSTER_NODES" and "\n" not in str(caught.value)
+
+
+def test_maintenance_on_a_cluster_loads_its_script_on_every_master(cluster: Cluster) -> None:
+    cluster.flush()
+    app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    db = get_services(app).redis
+    db.script_flush()  # masters that never saw the script, as after a restart or a failover
+    phones = legacy_sessions(db, 30)  # spread over the masters
+    result = app.test_cli_runner().invoke(args=["sessions", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert "Upgraded 30 of 30 session(s)" in result.output
+    assert all(db.hget(f"tapbook:session:{{{phone}}}", "v") for phone in phones)
+    assert "30 current, 0 pending migration" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
+    db.close()
