@@ -21,8 +21,8 @@ from bot.connections import Cluster
 from ..conftest import REQUIRE_REAL, need_redis_server
 from ..redis_server import free_port
 from ..system.conftest import System
-from ..system.harness import Gunicorn, Report, Twilio, app_environment
-from .servers import REDIS_CLI, Sentinels
+from ..system.harness import Gunicorn, Report, Twilio, app_environment, collect_figures
+from .servers import REDIS_CLI, Sentinels, running
 from .servers import Cluster as LocalCluster
 
 REPORT = pytest.StashKey[Report]()
@@ -32,25 +32,15 @@ INSTANCE_WORKERS = 2
 
 @pytest.fixture(scope="session")
 def deployments_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    report = Report()
-    request.config.stash[REPORT] = report
-    yield report
-    report.finish()
-    path = tmp_path_factory.getbasetemp() / "deployments-report.txt"
-    path.write_text("\n".join(report.lines()) + "\n")
-    request.config.stash[REPORT_FILE] = path
+    saved_to = tmp_path_factory.getbasetemp() / "deployments-report.txt"
+    yield from collect_figures(request.config, saved_to, REPORT, REPORT_FILE, finish=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     report = config.stash.get(REPORT, None)
-    if report is None:
-        return
-    terminalreporter.section("tapbook on Redis Cluster and Sentinel: figures")
-    for line in report.lines():
-        terminalreporter.write_line(line)
-    path = config.stash.get(REPORT_FILE, None)
-    if path is not None:
-        terminalreporter.write_line(f"(saved to {path})")
+    if report is not None:
+        title = "tapbook on Redis Cluster and Sentinel: figures"
+        report.show(terminalreporter, title, config.stash.get(REPORT_FILE, None))
 
 
 def need_redis_cli() -> None:
@@ -100,12 +90,8 @@ class Balancer:
 @pytest.fixture(scope="session")
 def cluster(deployments_report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     need_redis_cli()
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        local.start()
+    with running(LocalCluster(tmp_path_factory.mktemp("cluster"))) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -150,12 +136,8 @@ def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
 def sentinels(deployments_report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
     """A master, its replica and three sentinels, for one module (whose last test may kill the master)."""
     need_redis_server()
-    setup = Sentinels(tmp_path_factory.mktemp("sentinel"))
-    try:
-        setup.start()
+    with running(Sentinels(tmp_path_factory.mktemp("sentinel"))) as setup:
         yield setup
-    finally:
-        setup.stop()
 
 
 @pytest.fixture

@@ -10,14 +10,27 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 
 from ..redis_server import RedisServer, free_port
 
 REDIS_CLI = shutil.which("redis-cli")
+T = TypeVar("T", bound=Any)
+
+
+@contextmanager
+def running(setup: T) -> Iterator[T]:
+    """``setup`` started, and stopped afterwards whatever happens (also when it fails to start)."""
+    try:
+        setup.start()
+        yield setup
+    finally:
+        setup.stop()
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
