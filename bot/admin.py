@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 
 import redis
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: How long a rendered cancel button stays valid.
 TOKEN_MAX_AGE = 12 * 3600
+#: a cancel's outcome is shown right after the redirect; an old or crafted link shows nothing
+NOTICE_MAX_AGE = 300
 REALM = 'Basic realm="tapbook admin", charset="UTF-8"'
 
 
@@ -39,8 +42,13 @@ class _ClockSigner(TimestampSigner):
         return int(get_services().clock().timestamp())
 
 
-def _signer(password: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(password, salt="tapbook-admin-cancel", signer=_ClockSigner)
+def _signer(password: str, salt: str = "tapbook-admin-cancel") -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(password, salt=salt, signer=_ClockSigner)
+
+
+def _notices() -> URLSafeTimedSerializer:
+    """Signs the outcome a redirect shows, so a crafted link cannot put words on the owner's page."""
+    return _signer(_password() or "", salt="tapbook-admin-notice")
 
 
 def _plain(status: int, text: str, **headers: str) -> Response:
@@ -94,17 +102,21 @@ def cancel() -> Response:
     result, booking = services.desk.cancel_for_business(ref, services.clock())
     if result != "ok" or booking is None:
         log.info("admin: cancel of %s refused (%s)", ref, result)
-        return redirect(url_for("admin.bookings", refused=ref, why=result), 303)
+        return redirect(url_for("admin.bookings", notice=_notices().dumps({"refused": ref, "why": result})), 303)
     told = tell_cancelled(services, booking)
     log.info("admin: cancelled %s (customer told: %s)", ref, "yes" if told else "no")
-    return redirect(url_for("admin.bookings", cancelled=ref, told=int(told)), 303)
+    return redirect(url_for("admin.bookings", notice=_notices().dumps({"cancelled": ref, "told": told})), 303)
 
 
-def _notice(args: dict[str, str]) -> str:
-    if ref := args.get("cancelled"):
-        return f"Booking {ref} is cancelled. {told_text(args.get('told') == '1')}"
-    if ref := args.get("refused"):
-        return f"Booking {ref} was not cancelled: {why_not(args.get('why', ''))}."
+def _notice(args: Mapping[str, str]) -> str:
+    try:
+        notice = _notices().loads(args.get("notice", ""), max_age=NOTICE_MAX_AGE)
+    except BadSignature:
+        return ""
+    if ref := notice.get("cancelled"):
+        return f"Booking {ref} is cancelled. {told_text(bool(notice.get('told')))}"
+    if ref := notice.get("refused"):
+        return f"Booking {ref} was not cancelled: {why_not(notice.get('why', ''))}."
     return ""
 
 

@@ -4,19 +4,21 @@ Only with the Content API channel (``TWILIO_ACCOUNT_SID`` and a sender set): the
 the customer's outbox and the worker sends it in order after anything already queued.
 WhatsApp allows such a free-form message only within 24 hours of the customer's last
 message, so outside that window nothing is queued. Either way the caller learns whether
-the customer will be told, and tells the operator to do it otherwise.
+the customer will be told, and tells the operator to do it otherwise (also when Redis
+refuses the message: what the caller did, e.g. a cancel, has happened all the same).
 """
 
 from __future__ import annotations
 
 import logging
 
+import redis
+
 from .booking.desk import Booking
 from .booking.formats import booking_label
 from .i18n import N_
 from .logs import mask_phone
-from .outbox import epoch_ms
-from .outbox.worker import WINDOW
+from .outbox import epoch_ms, in_window
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,17 @@ def tell_customer(services: Services, phone: str, text: str) -> bool:
         services.stats.incr("notify.no_channel")
         return False
     outbox = services.outbox
-    seen = outbox.client.get(outbox.keys.seen(phone))
-    if seen is None or epoch_ms(services.clock()) - int(seen) > WINDOW.total_seconds() * 1000:
-        log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form message, not told", mask_phone(phone))
-        services.stats.incr("notify.outside_window")
+    try:
+        seen = outbox.client.get(outbox.keys.seen(phone))
+        if not in_window(int(seen) if seen else None, epoch_ms(services.clock())):
+            log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form text, not told", mask_phone(phone))
+            services.stats.incr("notify.outside_window")
+            return False
+        outbox.enqueue_text(phone, text)
+    except redis.RedisError as exc:  # what was done (e.g. a cancel) stands; the operator must tell them
+        log.warning("could not queue a message to %s: %s: %s", mask_phone(phone), type(exc).__name__, exc)
+        services.stats.incr("notify.failed")
         return False
-    outbox.enqueue_text(phone, text)
     log.info("queued a message to %s", mask_phone(phone))
     services.stats.incr("notify.queued")
     return True

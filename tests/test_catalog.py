@@ -189,6 +189,16 @@ def test_broken_toml_is_a_config_error(tmp_path: Path) -> None:
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """A catalog saved as Latin-1 (``Peluquería``) stops start-up with one line, not a traceback."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(edited("Bella Hair Studio", "Peluquería Bella").encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text") as caught:
+        load_catalog(path, languages=LANGUAGES)
+    assert caught.value.setting == "BOT_CATALOG"
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_unknown_keys_are_ignored_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     text = "version = 2\n" + edited("slot_minutes = 30", "slot_minutes = 30\nslot_minuts = 15")
     text = text.replace('price = "25 EUR"', 'price = "25 EUR"\ncolour = "red"')

@@ -76,6 +76,16 @@ def test_export_csv_and_json_with_full_details(app: Flask, two_bookings: tuple[s
     ]
 
 
+def test_a_profile_name_cannot_become_a_spreadsheet_formula(app: Flask) -> None:
+    """WhatsApp profile names are the customer's to choose; opened in a spreadsheet, ``=…`` would run."""
+    evil = '=HYPERLINK("http://evil.example")'
+    ref = book(WhatsApp(app.test_client(), TOKEN, phone="+34600333444", name=evil))
+    (row,) = csv.DictReader(io.StringIO(run(app, "bookings", "export").stdout))
+    assert row["ref"] == ref and row["name"] == "'" + evil and row["phone"] == "+34600333444"
+    (record,) = json.loads(run(app, "bookings", "export", "--format", "json").stdout)
+    assert record["name"] == evil  # JSON carries data, not formulas: unchanged
+
+
 def test_cancel_frees_the_time_and_says_the_customer_was_not_told(
     app: Flask, wa: WhatsApp, db: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -250,3 +260,24 @@ def test_catalog_check_of_the_configured_catalog(app: Flask) -> None:
     result = run(app, "catalog", "check")
     assert result.exit_code == 0
     assert "sample_salon.toml: valid. Bella Hair Studio" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bookings", "list"),
+        ("bookings", "export"),
+        ("bookings", "cancel", "K7Q2MX", "--yes"),
+        ("sessions", "stats"),
+        ("sessions", "migrate"),
+        ("templates", "list"),
+        ("worker",),
+    ],
+)
+def test_commands_refuse_the_embedded_store_instead_of_reporting_nothing(args: tuple[str, ...]) -> None:
+    """Without REDIS_URL each process has its own empty store: "No bookings" would be a lie."""
+    app = create_app(app_config(TESTING=False))
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 1
+    assert "REDIS_URL is not set" in result.output
+    assert "Traceback" not in result.output

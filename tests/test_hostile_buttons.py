@@ -87,9 +87,7 @@ TAMPER: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("how", list(TAMPER))
-def test_a_tampered_confirm_books_nothing_and_shows_the_summary_again(
-    wa: WhatsApp, db: redis.Redis, how: str
-) -> None:
+def test_a_tampered_confirm_books_nothing_and_shows_the_summary_again(wa: WhatsApp, db: redis.Redis, how: str) -> None:
     summary = book(wa)
     confirm = next(i for i in offered(db) if i.endswith(":confirm"))
     before = snapshot(db)

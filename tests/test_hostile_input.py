@@ -210,9 +210,7 @@ def test_a_replayed_signature_on_another_url_writes_nothing(real_app: Flask) -> 
     assert writes(db) == before
 
 
-def test_phone_numbers_and_message_text_never_reach_the_log(
-    real_app: Flask, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_phone_numbers_and_message_text_never_reach_the_log(real_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     phone, secret = "+34600987654", "my-secret-words-4711"
     wa = WhatsApp(real_app.test_client(), TOKEN, phone=phone, name="Zoe Secretname")
     with caplog.at_level(logging.DEBUG):

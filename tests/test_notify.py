@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -80,3 +81,31 @@ def test_outside_the_24_hour_window_nothing_is_queued(app: Flask, booked: list[s
     assert "The customer was not told" in result.output
     assert outbox.pending(ANA) == queued
     assert get_services(app).stats.get("notify.outside_window") == 1
+
+
+def test_a_cancel_that_went_through_is_reported_even_when_the_notice_cannot_be_queued(
+    redis_server: RedisServer, booked: list[str], fake: FakeTwilio, clock: Clock
+) -> None:
+    """Redis refuses the notice (here: an ACL without XADD) after the cancel script succeeded: the owner
+    must read that the booking is cancelled and that they should tell the customer, not "try again"."""
+    first, second = booked
+    db = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    db.execute_command("ACL", "SETUSER", "no-xadd", "on", ">owner-pw", "~*", "&*", "+@all", "-xadd")
+    try:
+        app = create_app(content_config(fake, REDIS_URL=redis_server.url, CLOCK=clock))
+        assert WhatsApp(app.test_client(), TOKEN, phone=ANA).send("hi").status == 200  # the window is open
+        restricted = redis_server.url.replace("redis://", "redis://no-xadd:owner-pw@")
+        owner_app = create_app(content_config(fake, REDIS_URL=restricted, CLOCK=clock, ADMIN_PASSWORD="owner-secret"))
+        result = owner_app.test_cli_runner().invoke(args=["bookings", "cancel", first, "--yes"])
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1].startswith("The customer was not told")
+        assert db.hget(f"tapbook:bk:{{test}}:booking:{first}", "status") == "cancelled"
+        owner = owner_app.test_client()
+        page = owner.get("/admin", auth=("owner", "owner-secret")).get_data(as_text=True)
+        token = re.search(rf'value="{second}">\s*<input type="hidden" name="token" value="([^"]+)"', page)[1]
+        response = owner.post("/admin/cancel", data={"ref": second, "token": token}, auth=("owner", "owner-secret"))
+        assert (response.status_code, response.headers["Location"]) == (303, f"/admin?cancelled={second}&told=0")
+        assert get_services(owner_app).stats.get("notify.failed") == 2
+    finally:
+        db.execute_command("ACL", "DELUSER", "no-xadd")
+        db.close()

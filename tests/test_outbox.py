@@ -362,6 +362,41 @@ def test_two_workers_never_send_one_customers_messages_at_once(app: Flask, fake:
     assert first.run_once() == 1
 
 
+def test_callbacks_after_the_last_message_went_out_make_nobody_due(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker
+) -> None:
+    """Delivered and read arrive after the outbox drained: the gauge of customers waiting stays 0."""
+    customer_writes(app, ANA)
+    assert worker.run_once() == 1 and outbox.depth() == 0
+    (accepted,) = fake.accepted
+    for status in ("sent", "delivered", "read"):
+        assert status_callback(app, accepted["StatusCallback"], accepted["sid"], status) == 204
+    assert outbox.depth() == 0 and outbox.next_due_ms() is None
+    assert "tapbook_outbox_due_customers 0.0" in app.test_client().get("/metrics").get_data(as_text=True)
+
+
+def test_a_worker_whose_lease_ran_out_mid_batch_stops_before_its_next_message(
+    app: Flask, fake: FakeTwilio, outbox: Outbox
+) -> None:
+    """Slow sends (Twilio answering after 10-20 s each) outlast the one-minute lease; another
+    worker then holds this customer, and the first must not send their next message alongside it."""
+    db = get_services(app).redis
+    customer_writes(app, ANA)
+    outbox.enqueue_text(ANA, "second")
+    outbox.enqueue_text(ANA, "third")
+
+    def lease_lapsed_and_taken(phone: str, sid: str) -> None:
+        db.set(outbox.keys.lease(phone), "another-worker", px=60_000)  # the lease expired during the send
+
+    slow = synced_worker(app, after_send=lease_lapsed_and_taken)
+    assert slow.run_once() == 1  # the message on the wire is written down, nothing more
+    assert len(fake.accepted) == 1 and outbox.pending(ANA) == 2
+    assert db.get(outbox.keys.lease(ANA)) == "another-worker"  # not released from under its holder
+    db.delete(outbox.keys.lease(ANA))
+    assert synced_worker(app).run_once() == 2
+    assert bodies(fake, ANA)[1:] == ["second", "third"]  # each once, in order
+
+
 # -- the status callback ---------------------------------------------------------------------------
 SID = "SM" + "b" * 32
 STATUS_URL = BASE_URL + "/webhook/status"

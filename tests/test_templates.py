@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 
 from bot import create_app, get_services
@@ -14,6 +15,7 @@ from bot.errors import ConfigError
 
 from .conftest import app_config
 from .content_phone import content_config
+from .redis_server import RedisServer
 from .twilio_fake import CONTENT_URL, FakeTwilio, error_response
 
 
@@ -102,3 +104,29 @@ def test_the_content_api_is_on_only_with_an_account_a_token_and_a_sender() -> No
     assert not get_services(create_app(partial)).settings.content_api
     service = app_config(TWILIO_ACCOUNT_SID="AC" + "a" * 32, TWILIO_MESSAGING_SERVICE_SID="MG" + "c" * 32)
     assert get_services(create_app(service)).settings.content_api
+
+
+def test_templates_say_when_redis_is_down(own_redis_server: RedisServer, fake: FakeTwilio) -> None:
+    app = create_app(content_config(fake, REDIS_URL=own_redis_server.url))
+    own_redis_server.stop()
+    for args in (["templates", "list"], ["templates", "sync"]):
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 1, args
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert result.output.splitlines()[-1].startswith("Error: Redis cannot be reached or failed: ConnectionError")
+
+
+def test_twilio_out_of_reach_during_sync_is_one_line(
+    app: Flask, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise requests.exceptions.ConnectionError("HTTPSConnectionPool(host='content.twilio.com'): Name not known")
+
+    monkeypatch.setattr(fake, "request", unreachable)  # the network edge: no answer at all
+    result = app.test_cli_runner().invoke(args=["templates", "sync"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output == (
+        "Error: Twilio cannot be reached: ConnectionError: "
+        "HTTPSConnectionPool(host='content.twilio.com'): Name not known\n"
+    )

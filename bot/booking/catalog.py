@@ -375,6 +375,8 @@ def load_catalog(path: str | Path, *, languages: frozenset[str]) -> Catalog:
         raise _fail(path, "file", f"cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, "toml", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _fail(path, "file", f"not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     schema = _CatalogSchema(languages=languages)
     unknown = _unknown_keys(schema, raw)
     if unknown:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import requests
 from flask.cli import with_appcontext
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from ..commands.common import redis_errors_as_one_line, shared_store
 from ..services import get_services
 from .content import TEMPLATES
 from .twilio import TemplateSids
@@ -71,6 +73,8 @@ def templates() -> None:
 
 @templates.command("sync")
 @with_appcontext
+@redis_errors_as_one_line
+@shared_store
 def sync() -> None:
     """Create missing templates (found by friendly name) and record their SIDs in Redis."""
     client, sids = _sids()
@@ -78,12 +82,16 @@ def sync() -> None:
         results = sync_templates(client, sids)
     except TwilioRestException as exc:
         raise click.ClickException(f"Twilio answered {exc.status} ({exc.code}): {exc.msg}") from None
+    except requests.RequestException as exc:
+        raise click.ClickException(f"Twilio cannot be reached: {type(exc).__name__}: {exc}") from None
     for name, sid, action in results:
         click.echo(f"{name:<22} {sid:<36} {action}")
 
 
 @templates.command("list")
 @with_appcontext
+@redis_errors_as_one_line
+@shared_store
 def list_templates() -> None:
     """The templates the bot uses and the SIDs recorded for them."""
     services = get_services()

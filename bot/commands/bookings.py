@@ -17,7 +17,7 @@ from ..booking.desk import Booking
 from ..booking.formats import booking_label
 from ..notify import tell_cancelled, told_text
 from ..services import Services, get_services
-from .common import redis_errors_as_one_line
+from .common import redis_errors_as_one_line, shared_store
 
 group = click.Group("bookings", help="List, export and cancel the business's bookings.")
 
@@ -40,6 +40,7 @@ def table(day: Day) -> list[str]:
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True, help="How many days.")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def list_bookings(first: datetime | None, days: int) -> None:
     """Bookings by day, in the business's time zone, as a table."""
     services = get_services()
@@ -72,6 +73,11 @@ def _record(services: Services, data: dict[str, str]) -> dict[str, str]:
     return record
 
 
+def not_a_formula(text: str) -> str:
+    """A cell a spreadsheet shows as text: the customer chose their profile name (OWASP CSV injection)."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
 def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
     """The bookings ``refs``, read in batches with progress on stderr."""
     store = services.desk.store
@@ -87,6 +93,7 @@ def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Default: stdout.")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def export(fmt: str, output: IO[str]) -> None:
     """Every booking (any status) with full customer details, by start time."""
     services = get_services()
@@ -96,7 +103,7 @@ def export(fmt: str, output: IO[str]) -> None:
         writer = csv.DictWriter(output, EXPORT_FIELDS, lineterminator="\n")
         writer.writeheader()
         for count, record in enumerate(records, 1):  # noqa: B007 - the count is reported below
-            writer.writerow(record)
+            writer.writerow(record | {"name": not_a_formula(record["name"])})
     else:
         output.write("[")
         for count, record in enumerate(records, 1):  # noqa: B007
@@ -110,6 +117,7 @@ def export(fmt: str, output: IO[str]) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def cancel(ref: str, yes: bool) -> None:
     """Cancel booking REF for the business; the customer is told on WhatsApp when that is possible."""
     services = get_services()

@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 
 import click
 import redis
+from flask import current_app
+
+from ..services import get_services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,6 +25,22 @@ def redis_errors_as_one_line(command: F) -> F:
             return command(*args, **kwargs)
         except redis.RedisError as exc:
             raise click.ClickException(f"Redis cannot be reached or failed: {type(exc).__name__}: {exc}") from None
+
+    return run  # type: ignore[return-value]
+
+
+def shared_store(command: F) -> F:
+    """Refuse to run on the embedded store: it lives inside one process, so a command would
+    read (or change) an empty store of its own and report "nothing" with exit 0."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if get_services().embedded and not current_app.testing:
+            raise click.ClickException(
+                "REDIS_URL is not set: this command would only see an empty in-memory store of its own, "
+                "not the bot's data. Set REDIS_URL to the bot's Redis."
+            )
+        return command(*args, **kwargs)
 
     return run  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from ..maintenance import migrate_sessions, session_stats
 from ..services import get_services
 from ..sessions import CURRENT_VERSION
-from .common import Counting, redis_errors_as_one_line
+from .common import Counting, redis_errors_as_one_line, shared_store
 
 group = click.Group("sessions", help="Statistics and eager migration of the stored conversations.")
 
@@ -23,6 +23,7 @@ def _breakdown(counts: Counter[str]) -> str:
 @group.command("stats")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def stats() -> None:
     """Active sessions by step and language, and how many still need the current layout."""
     progress = Counting("Sessions scanned")
@@ -37,6 +38,7 @@ def stats() -> None:
 @group.command("migrate")
 @with_appcontext
 @redis_errors_as_one_line
+@shared_store
 def migrate() -> None:
     """Upgrade every session in an older layout now (safe while the bot runs)."""
     services = get_services()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -58,14 +58,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
+# ZADD XX LT, which needs Redis 6.2: only a phone still waiting is made due sooner, never later; a
+# drained phone (its doorbell gone) is not rung again by its delivered/read callbacks
+_HURRY = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+return 0
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
 
+#: WhatsApp takes free-form messages only this long after the customer's last message
+WINDOW = timedelta(hours=24)
+
+
 def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def in_window(seen_ms: int | None, now_ms: int) -> bool:
+    """Whether a customer last heard from at ``seen_ms`` may still get a free-form message."""
+    return seen_ms is not None and now_ms - seen_ms <= WINDOW.total_seconds() * 1000
 
 
 class OutboxKeys:
@@ -104,6 +126,8 @@ class Outbox:
         self.clock = clock
         self._status = client.register_script(_STATUS)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._hurry = client.register_script(_HURRY)
 
     # --- producers -------------------------------------------------------------------
     def enqueue_text(self, phone: str, text: str) -> str:
@@ -153,6 +177,10 @@ class Outbox:
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
         return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
+
+    def renew(self, phone: str, token: str, lease_ms: int) -> bool:
+        """Extend our lease; False when it lapsed meanwhile (another worker may hold it now)."""
+        return bool(self._renew(keys=[self.keys.lease(phone)], args=[token, lease_ms]))
 
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
@@ -220,8 +248,8 @@ class Outbox:
             pipe.hsetnx(self.keys.delivery(phone), f"acc:{entry_id}", message_sid)
             pipe.pexpire(self.keys.delivery(phone), RECORD_TTL_MS)
             pipe.execute()
-            # a worker may be waiting for this proof: make the phone due now (LT: never later)
-            self.client.zadd(self.keys.due, {phone: epoch_ms(self.clock())}, lt=True)
+            # a worker waiting for this proof deferred the phone: make it due now
+            self._hurry(keys=[self.keys.due], args=[phone, epoch_ms(self.clock())])
         changed = self._status(
             keys=[self.keys.status(message_sid)],
             args=[status, error_code, epoch_ms(self.clock()), RECORD_TTL_MS, json.dumps(STATUS_RANK)],

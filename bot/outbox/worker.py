@@ -43,14 +43,14 @@ import redis
 from flask.cli import with_appcontext
 
 from ..channels.twilio import Refused, RetryLater, Sender, TemplateSids, Undeliverable
+from ..commands.common import shared_store
 from ..logs import mask_phone
 from ..services import get_services
 from ..stats import Stats
-from . import Outbox, epoch_ms
+from . import Outbox, epoch_ms, in_window
 
 log = logging.getLogger(__name__)
 
-WINDOW = timedelta(hours=24)
 SEND_GRACE = timedelta(minutes=2)
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=5)
@@ -108,13 +108,20 @@ class Worker:
         return len(phones)
 
     def drain(self, phone: str) -> int:
-        """Send ``phone``'s entries in order until its stream is empty or one must wait."""
+        """Send ``phone``'s entries in order until its stream is empty or one must wait.
+
+        The lease is renewed before each further entry (a few slow sends can outlast it); once it
+        has lapsed, another worker may own the phone, so this one stops.
+        """
         token = f"{self.name}:{uuid.uuid4().hex}"
         if not self.outbox.acquire(phone, token, self.lease_ms):
             return 0  # another worker is on it
         finished = 0
         try:
             while finished < BATCH:
+                if finished and not self.outbox.renew(phone, token, self.lease_ms):
+                    log.warning("outbox lease of %s lapsed during a slow send: leaving it", mask_phone(phone))
+                    return finished  # another worker may be sending this phone's next message now
                 head = self.outbox.head(phone)
                 if head is None:
                     self.outbox.settle(phone)
@@ -146,7 +153,7 @@ class Worker:
                 return retry_at  # a send was interrupted: give its status callback time to arrive
             log.warning("re-sending outbox %s of %s: an earlier send was interrupted", entry_id, mask_phone(phone))
             self.stats.incr("outbox.resent")
-        if seen is None or epoch_ms(now) - seen > WINDOW.total_seconds() * 1000:
+        if not in_window(seen, epoch_ms(now)):
             self._finish(phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window")
             return None
         attempts += 1
@@ -221,6 +228,7 @@ def build_worker(**kwargs: Any) -> Worker:
 @click.command("worker")
 @click.option("--idle", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
 @with_appcontext
+@shared_store
 def worker_command(idle: float) -> None:
     """Send the outbox (Content API messages) through Twilio until SIGTERM or Ctrl-C."""
     worker = build_worker()
