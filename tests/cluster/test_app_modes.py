@@ -13,8 +13,11 @@ from bot.errors import ConfigError
 
 from ..bookings import book
 from ..conftest import TOKEN, app_config
+from ..content_phone import ContentCustomer, content_config, synced_worker
 from ..redis_server import free_port
 from ..test_commands import legacy_sessions
+from ..test_outbox import status_callback
+from ..twilio_fake import FakeTwilio
 from ..whatsapp import WhatsApp
 from .servers import Cluster
 
@@ -61,3 +64,19 @@ def test_maintenance_on_a_cluster_loads_its_script_on_every_master(cluster: Clus
     assert all(db.hget(f"tapbook:session:{{{phone}}}", "v") for phone in phones)
     assert "30 current, 0 pending migration" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
     db.close()
+
+
+def test_content_api_mode_on_a_cluster(cluster: Cluster) -> None:
+    """The outbox on a cluster: the commit appends and rings, the worker leases, sends and settles."""
+    cluster.flush()
+    fake = FakeTwilio()
+    app = create_app(content_config(fake, REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    bea = ContentCustomer(app, fake, synced_worker(app), phone="+34600333444")
+    services = bea.pick(bea.send("hi"), "Book")
+    assert "Haircut" in services.options
+    message = fake.accepted[-1]
+    assert status_callback(app, message["StatusCallback"], message["sid"], "delivered") == 204
+    outbox = get_services(app).outbox
+    assert outbox.depth() == 0 and outbox.pending(bea.wa.phone) == 0
+    assert outbox.status(message["sid"])["status"] == "delivered"
+    get_services(app).redis.close()
