@@ -83,8 +83,8 @@ def _flag(value: Any) -> bool:
 
 def _redis_url(value: Any) -> str | None:
     url = _optional_text(value)
-    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+        raise ValueError("must start with redis://, rediss:// or unix:// (a cluster: redis+cluster://, rediss+cluster://)")
     return url
 
 
@@ -253,7 +253,7 @@ class Settings:
     @property
     def redis_mode(self) -> str:
         """``cluster``, ``sentinel``, ``server`` (REDIS_URL) or ``embedded``."""
-        if self.redis_cluster_nodes:
+        if self.redis_cluster_nodes or urlsplit(self.redis_url or "").scheme.endswith("+cluster"):
             return "cluster"
         if self.redis_sentinels:
             return "sentinel"
@@ -345,9 +345,9 @@ def check_redis(settings: Settings) -> None:
         raise ConfigError("REDIS_SENTINEL_SERVICE", "required with REDIS_SENTINELS (the name in 'sentinel monitor')")
     if settings.redis_sentinel_service and mode != "sentinel":
         raise ConfigError("REDIS_SENTINEL_SERVICE", "only used with REDIS_SENTINELS")
-    if settings.redis_tls and mode == "server":
-        raise ConfigError("REDIS_TLS", "with REDIS_URL, write rediss:// instead")
-    if settings.redis_tls_ca_file and not (settings.redis_tls or (settings.redis_url or "").startswith("rediss://")):
+    if settings.redis_tls and settings.redis_url:
+        raise ConfigError("REDIS_TLS", "with REDIS_URL, write rediss:// (rediss+cluster://) instead")
+    if settings.redis_tls_ca_file and not (settings.redis_tls or (settings.redis_url or "").startswith("rediss")):
         raise ConfigError("REDIS_TLS_CA_FILE", "needs TLS: REDIS_TLS=true, or a rediss:// REDIS_URL")
     if settings.redis_wait_replicas and mode == "cluster":
         raise ConfigError("REDIS_WAIT_REPLICAS", "is not supported with REDIS_CLUSTER_NODES (set it to 0 or auto)")

@@ -143,10 +143,12 @@ def connect(settings: Settings) -> redis.Redis | Cluster:
     mode = settings.redis_mode
     if mode == "server":
         assert settings.redis_url is not None
-        tls = {"ssl_ca_certs": settings.redis_tls_ca_file} if settings.redis_tls_ca_file else {}
-        client = ReplicatedRedis.from_url(settings.redis_url, retry=retry, **common, **_auth(settings), **tls)
+        client = ReplicatedRedis.from_url(settings.redis_url, retry=retry, **common, **_auth(settings), **_ca(settings))
     elif mode == "cluster":
         try:
+            if settings.redis_url:  # redis+cluster://[user:password@]host:port, rediss+cluster:// for TLS
+                url = settings.redis_url.replace("+cluster", "", 1)
+                return Cluster.from_url(url, retry=Retry(NoBackoff(), 1), **common, **_auth(settings), **_ca(settings))
             return Cluster(
                 startup_nodes=[ClusterNode(host, port) for host, port in settings.redis_cluster_nodes],
                 retry=Retry(NoBackoff(), 1),
@@ -155,7 +157,8 @@ def connect(settings: Settings) -> redis.Redis | Cluster:
                 **_tls(settings),
             )
         except (RedisClusterException, redis.RedisError) as exc:  # the client reads the slot map at once
-            raise ConfigError("REDIS_CLUSTER_NODES", f"no node answered with the cluster's slots: {exc}") from None
+            setting = "REDIS_URL" if settings.redis_url else "REDIS_CLUSTER_NODES"
+            raise ConfigError(setting, f"no node answered with the cluster's slots: {exc}") from None
     else:
         sentinel = Sentinel(
             list(settings.redis_sentinels),
@@ -186,9 +189,12 @@ def _auth(settings: Settings) -> dict[str, Any]:
 
 
 def _tls(settings: Settings) -> dict[str, Any]:
-    if not settings.redis_tls:
-        return {}
-    return {"ssl": True, "ssl_ca_certs": settings.redis_tls_ca_file}
+    """TLS by REDIS_TLS (cluster nodes, sentinels); a URL says it by its scheme and takes only the CA."""
+    return {"ssl": True, **_ca(settings)} if settings.redis_tls else {}
+
+
+def _ca(settings: Settings) -> dict[str, Any]:
+    return {"ssl_ca_certs": settings.redis_tls_ca_file} if settings.redis_tls_ca_file else {}
 
 
 def servers(client: Any) -> list[Any]:

@@ -27,7 +27,8 @@ from .whatsapp import WhatsApp
         ({"REDIS_URL": "redis://a:1/0", "REDIS_CLUSTER_NODES": "b:2"}, "REDIS_CLUSTER_NODES", "set only one of"),
         ({"REDIS_SENTINELS": "a:1"}, "REDIS_SENTINEL_SERVICE", "required with REDIS_SENTINELS"),
         ({"REDIS_URL": "redis://a:1/0", "REDIS_SENTINEL_SERVICE": "x"}, "REDIS_SENTINEL_SERVICE", "only used with"),
-        ({"REDIS_URL": "redis://a:1/0", "REDIS_TLS": "true"}, "REDIS_TLS", "write rediss:// instead"),
+        ({"REDIS_URL": "redis://a:1/0", "REDIS_TLS": "true"}, "REDIS_TLS", "write rediss:// (rediss+cluster://)"),
+        ({"REDIS_URL": "redis+cluster://a:1", "REDIS_WAIT_REPLICAS": "1"}, "REDIS_WAIT_REPLICAS", "not supported"),
         ({"REDIS_CLUSTER_NODES": "a:1", "REDIS_TLS": "maybe"}, "REDIS_TLS", "must be true, false"),
         ({"REDIS_URL": "redis://a:1/0", "REDIS_TLS_CA_FILE": "/ca.pem"}, "REDIS_TLS_CA_FILE", "needs TLS"),
         ({"REDIS_CLUSTER_NODES": "a:1", "REDIS_WAIT_REPLICAS": "1"}, "REDIS_WAIT_REPLICAS", "not supported with"),
@@ -63,6 +64,7 @@ def test_each_mode_and_its_waiting() -> None:
         (("a", 1), ("::1", 2)),
         0,
     )
+    assert parsed(REDIS_URL="rediss+cluster://:pw@a:1").redis_mode == "cluster"
     sentinel = parsed(REDIS_SENTINELS="a:1", REDIS_SENTINEL_SERVICE="m")
     assert (sentinel.redis_mode, sentinel.wait_replicas) == ("sentinel", 1)
     assert parsed(REDIS_SENTINELS="a:1", REDIS_SENTINEL_SERVICE="m", REDIS_WAIT_REPLICAS="0").wait_replicas == 0
