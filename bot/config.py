@@ -173,7 +173,7 @@ class Settings:
     """Typed, validated settings; the Flask config key is the field name upper-cased."""
 
     redis_url: str | None = _setting(
-        None, _redis_url, "Redis to use. Unset: an embedded in-memory store (development only)."
+        None, _redis_url, "One Redis server (or redis+cluster:// a cluster node). Unset: an embedded in-memory store."
     )
     redis_cluster_nodes: tuple[tuple[str, int], ...] = _setting(
         (), _nodes, "Redis Cluster: some of its nodes, host:port,host:port (the client discovers the rest)."
