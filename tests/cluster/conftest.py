@@ -33,7 +33,16 @@ INSTANCE_WORKERS = 2
 @pytest.fixture(scope="session")
 def deployments_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     saved_to = tmp_path_factory.getbasetemp() / "deployments-report.txt"
-    yield from collect_figures(request.config, saved_to, REPORT, REPORT_FILE, finish=True)
+    yield from collect_figures(request.config, saved_to, REPORT, REPORT_FILE)
+
+
+@pytest.fixture(autouse=True)
+def end_of_the_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The figures' wall time runs to the end of the last test here (not of the whole run)."""
+    yield
+    report = request.config.stash.get(REPORT, None)
+    if report is not None:
+        report.finish()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -116,7 +125,6 @@ def system(cluster: LocalCluster, cluster_instances: list[Gunicorn], deployments
     balancer = Balancer(cluster_instances, deployments_report)
     yield System(cluster.nodes[0], cluster_instances[0], balancer, db, deployments_report)  # type: ignore[arg-type]
     db.close()
-    deployments_report.finish()
     for instance, offset in zip(cluster_instances, offsets, strict=True):
         instance.assert_clean_log_since(offset)
 

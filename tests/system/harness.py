@@ -94,16 +94,12 @@ class Report:
         return lines
 
 
-def collect_figures(
-    config: Any, saved_to: Path, key: Any, file_key: Any, *, finish: bool = False
-) -> Iterator[Report]:
+def collect_figures(config: Any, saved_to: Path, key: Any, file_key: Any) -> Iterator[Report]:
     """A session fixture's body: one Report for the run, kept in ``config.stash[key]`` for the summary
-    hook and saved to ``saved_to`` at the end (``finish``: the run ends with the fixture)."""
+    hook and saved to ``saved_to`` at the end."""
     report = Report()
     config.stash[key] = report
     yield report
-    if finish:
-        report.finish()
     saved_to.write_text("\n".join(report.lines()) + "\n")
     config.stash[file_key] = saved_to
 
