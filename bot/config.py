@@ -236,7 +236,7 @@ class Settings:
         400 * _DAY, _number(int, _DAY, 3650 * _DAY), "How long a customer's language choice is kept."
     )
     dedupe_ttl_seconds: int = _setting(
-        2 * _DAY, _number(int, 60, 7 * _DAY), "How long a MessageSid is remembered to drop retries."
+        60, _number(int, 60, 7 * _DAY), "How long the reply to a message is kept to answer Twilio's retries."
     )
     default_language: str = _setting("en", _language, "Language when nothing else decides it.")
     bot_catalog: str | None = _setting(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from .buttons import Button
@@ -17,6 +18,7 @@ from .i18n import Catalogs, normalize
 from .replies import Reply
 
 if TYPE_CHECKING:
+    from .booking.desk import BookingDesk, ReadAhead
     from .turn import Turn
 
 B = TypeVar("B", bound=Button)
@@ -34,6 +36,7 @@ Render = Callable[["Turn"], Reply]
 Handle = Callable[["Turn", B], Reply]
 Check = Callable[["Turn", B], bool]
 Fallback = Callable[["Turn", Unmatched], Reply]
+ReadAheadPlan = Callable[["BookingDesk", B, datetime], "ReadAhead | None"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Registry:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._fallback: Fallback | None = None
         self._keywords: list[tuple[str, Button]] = []
+        self._read_ahead: dict[str, ReadAheadPlan] = {}
         self.start_button: Button | None = None
 
     # -- registration ---------------------------------------------------------------
@@ -76,6 +80,15 @@ class Registry:
         def register(handle: Handle) -> Handle:
             self._handlers[button_type.kind].append(Handler(handle.__name__, handle, check))
             return handle
+
+        return register
+
+    def read_ahead(self, button_type: type[B]) -> Callable[[ReadAheadPlan], ReadAheadPlan]:
+        """Register what a tap of ``button_type`` will read, so the engine's load fetches it too."""
+
+        def register(plan: ReadAheadPlan) -> ReadAheadPlan:
+            self._read_ahead[button_type.kind] = plan
+            return plan
 
         return register
 
@@ -106,6 +119,10 @@ class Registry:
     # -- use ------------------------------------------------------------------------
     def has_step(self, name: str) -> bool:
         return name in self._steps
+
+    def plan_reads(self, button: Button, desk: BookingDesk, now: datetime) -> ReadAhead | None:
+        plan = self._read_ahead.get(button.kind)
+        return plan(desk, button, now) if plan else None
 
     def render(self, step: str, turn: Turn) -> Reply:
         return self._steps[step](turn)

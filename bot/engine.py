@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import redis
+from twilio.twiml.messaging_response import MessagingResponse
 
-from .booking.desk import BookingDesk
+from .booking.desk import BookingDesk, ReadAhead
 from .buttons import Button, without_turn
 from .channels import Channel, Option, Outgoing, Rendered, TwimlChannel
 from .dispatch import Action, Registry, Unmatched
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 TROUBLE = N_("Sorry, we're having trouble right now. Please try again in a minute.")
 BUSY = N_("Sorry, that was a lot at once. Please try again.")
 RESTARTED = N_("Sorry, we had to start our conversation again.")
+#: the answer to a retry whose reply is no longer kept: it was answered once, nothing more to send
+ANSWERED = str(MessagingResponse())
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,16 @@ class Conversation:
         round_trips = 0
         try:
             for attempt in range(1, self.max_attempts + 1):
-                snapshot = self.store.load(keys)
+                now = self.clock()
+                ahead = self._read_ahead(message, now)
+                snapshot = self.store.load(keys, partial(self.desk.queue_read_ahead, ahead=ahead) if ahead else None)
                 round_trips += 1
                 if snapshot.prior_reply is not None:
                     return TurnResult(snapshot.prior_reply, "duplicate", "", round_trips, attempt)
+                if snapshot.answered:
+                    return TurnResult(ANSWERED, "duplicate", "", round_trips, attempt)
+                if ahead:
+                    self.desk.take_read_ahead(ahead, snapshot.also)
                 data, migrated = migrate(snapshot.session, self.default_language)
                 language = self._language(lang_param, snapshot.profile_language, data)
                 turn = Turn(
@@ -97,8 +107,9 @@ class Conversation:
                     t=self.catalogs.get(language),
                     catalogs=self.catalogs,
                     flows=self.flows,
-                    now=self.clock(),
+                    now=now,
                     desk=self.desk,
+                    read_ahead=ahead,
                 )
                 outcome, handler, rendered = self._run(turn)
                 body = rendered.body
@@ -119,7 +130,7 @@ class Conversation:
                         log.info("migrated session of %s to the current layout", mask_phone(message.phone))
                     return TurnResult(body, outcome, handler, round_trips, attempt)
                 if result.status is CommitStatus.DUPLICATE:
-                    return TurnResult(result.prior_reply or body, "duplicate", "", round_trips, attempt)
+                    return TurnResult(result.prior_reply or ANSWERED, "duplicate", "", round_trips, attempt)
                 self.stats.incr("conflicts")
                 self.pause(random.uniform(0, min(0.02, 0.001 * 2**attempt)))
         except redis.RedisError as exc:
@@ -129,6 +140,17 @@ class Conversation:
         log.warning("gave up on %s after %d conflicting attempts", mask_phone(message.phone), attempt)
         body = render_text_only(self.catalogs.get(language).gettext(BUSY))
         return TurnResult(body, "busy", "", round_trips, attempt)
+
+    def _read_ahead(self, message: InboundMessage, now: datetime) -> ReadAhead | None:
+        """What the tapped button's reply will read, so the load can fetch it in the same trip."""
+        payload = message.button_payload or message.list_id
+        if not payload:
+            return None
+        try:
+            button = Button.unpack(payload)
+        except BadButtonId:
+            return None
+        return self.flows.plan_reads(button, self.desk, now)
 
     def _language(self, lang_param: str | None, profile: str | None, data: dict[str, str]) -> str:
         """``?lang`` → the customer's choice → the session's language → the default."""

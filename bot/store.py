@@ -4,7 +4,7 @@ Keys (one hash tag per phone, so a turn's keys share a Redis Cluster slot)::
 
     <prefix>:session:{+E164}            hash, expires SESSION_TTL_SECONDS after the last write
     <prefix>:profile:{+E164}            hash, the customer's language choice (long-lived)
-    <prefix>:msg:{+E164}:<MessageSid>   string, the reply sent for that message (dedupe)
+    <prefix>:msg:{+E164}:<MessageSid>   string, the reply sent for that message, kept DEDUPE_TTL_SECONDS
 
 A tap is :meth:`SessionStore.load` (one pipelined read) then :meth:`SessionStore.commit`
 (one Lua script). The script claims the MessageSid (``SET NX`` semantics: a message
@@ -13,25 +13,40 @@ if its ``rev`` is still the one loaded (optimistic versioning), all atomically. 
 Content API on, the same script appends the reply to the phone's outbox stream and stamps
 the phone's last inbound time (see :mod:`bot.outbox`), and the doorbell rides in the same
 round trip.
+
+Exactly once, cheaply: the reply record lives only as long as Twilio may retry (its whole
+budget, retries included, is 15 s), while the session's ``seen`` field keeps the short ids of
+the last few messages for as long as the session lives. A retry after its record expired is
+recognised by ``seen`` and changes nothing; it is answered with an empty TwiML response.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
 
 from .outbox import OutboxKeys
 
+# KEYS: message record, session, profile, outbox stream, last-inbound stamp
+# ARGV: reply, expected rev, session ttl ms, reply ttl ms, profile language, profile ttl ms,
+#       outbound message, last inbound ms, its ttl ms, this message's short id,
+#       then the session's field/value pairs
 _COMMIT = """
 local prior = redis.call('GET', KEYS[1])
 if prior then return {'duplicate', prior} end
-local rev = redis.call('HGET', KEYS[2], 'rev') or ''
+local state = redis.call('HMGET', KEYS[2], 'rev', 'seen')
+if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. ARGV[10] .. ' ', 1, true) then
+  return {'duplicate', ''}
+end
+local rev = state[1] or ''
 if rev ~= ARGV[2] then return {'conflict', rev} end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+redis.call('HSET', KEYS[2], unpack(ARGV, 11))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 if ARGV[5] ~= '' then
@@ -43,6 +58,15 @@ if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[8], 'PX', ARGV[9]) end
 return {'ok', ''}
 """
 
+#: how many recent messages the session remembers as answered (``seen``)
+SEEN = 3
+
+
+def short_id(message_sid: str) -> str:
+    """What ``seen`` keeps of a MessageSid: its last 7 hex digits. A new message mistaken for one of
+    the last 3 (and so ignored) happens once in about 90 million; every byte of a session counts."""
+    return message_sid[-7:]
+
 
 @dataclass(frozen=True)
 class TurnKeys:
@@ -52,6 +76,8 @@ class TurnKeys:
     phone: str = ""
     outbox: str = ""
     seen: str = ""
+    #: the message's :func:`short_id`, as the session's ``seen`` field keeps it
+    seen_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,10 @@ class Snapshot:
     prior_reply: str | None
     session: dict[str, str]
     profile_language: str | None
+    #: answered before, but its reply is no longer kept (see ``DEDUPE_TTL_SECONDS``)
+    answered: bool = False
+    #: replies of the commands ``load(also=...)`` queued, in order
+    also: list[Any] = field(default_factory=list)
 
 
 class CommitStatus(Enum):
@@ -108,16 +138,20 @@ class SessionStore:
             phone=phone,
             outbox=self.outbox_keys.stream(phone),
             seen=self.outbox_keys.seen(phone),
+            seen_as=short_id(message_sid),
         )
 
-    def load(self, keys: TurnKeys) -> Snapshot:
-        """One round trip: the message record, the session and the profile language."""
+    def load(self, keys: TurnKeys, also: Callable[[redis.client.Pipeline], None] | None = None) -> Snapshot:
+        """One round trip: the message record, the session, the profile language and what ``also`` queues."""
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.message)
         pipe.hgetall(keys.session)
         pipe.hget(keys.profile, "language")
-        prior, session, language = pipe.execute()
-        return Snapshot(prior, session, language)
+        if also is not None:
+            also(pipe)
+        prior, session, language, *extra = pipe.execute()
+        answered = prior is None and keys.seen_as in session.get("seen", "").split()
+        return Snapshot(prior, session, language, answered, extra)
 
     def commit(
         self,
@@ -134,7 +168,9 @@ class SessionStore:
 
         ``outbound`` (a JSON message) is appended to the phone's outbox stream and
         ``seen_ms`` stamps its last inbound time, in the same script; the outbox doorbell
-        is rung in the same pipeline.
+        is rung in the same pipeline. The session's ``seen`` gets this message's short id in
+        front of the last few, so a retry that comes after its reply record expired is still
+        recognised (and answered with nothing).
         """
         args = [
             reply,
@@ -146,8 +182,10 @@ class SessionStore:
             outbound or "",
             "" if seen_ms is None else str(seen_ms),
             self._seen_ttl_ms,
+            keys.seen_as,
         ]
-        for name, value in fields.items():
+        seen = [keys.seen_as, *fields.get("seen", "").split()][:SEEN]
+        for name, value in {**fields, "seen": " ".join(seen)}.items():
             args += (name, value)
         script_keys = [keys.message, keys.session, keys.profile, keys.outbox, keys.seen]
         if outbound:

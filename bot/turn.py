@@ -12,7 +12,7 @@ from .replies import Reply
 from .sessions import Session
 
 if TYPE_CHECKING:
-    from .booking.desk import BookingDesk
+    from .booking.desk import BookingDesk, ReadAhead
     from .dispatch import Registry
 
 
@@ -30,6 +30,8 @@ class Turn:
     profile_language: str | None = field(default=None)
     #: Redis round trips the handlers made beyond the engine's load and commit
     trips: int = 0
+    #: occupancy the engine's load already read for this tap (see ``Registry.read_ahead``)
+    read_ahead: ReadAhead | None = None
 
     def goto(self, step: str) -> Reply:
         """Move to ``step`` and return its prompt."""

@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.sessions import Session
 
 from .catalogs import salon
 from .concurrency import run_together
@@ -37,7 +38,7 @@ def book(wa: WhatsApp, service: str = "Haircut", day: str = "Wed 14 Jan", at: st
 
 def offered(db: redis.Redis, phone: str = "+34600111222") -> list[str]:
     """The button IDs the last reply offered (what WhatsApp would send back on a tap)."""
-    return db.hget(f"tapbook:session:{{{phone}}}", "opts").split()
+    return Session(db.hgetall(f"tapbook:session:{{{phone}}}")).offered
 
 
 def bookings(db: redis.Redis) -> list[dict[str, str]]:

@@ -123,6 +123,11 @@ def entries(client: redis.Redis, store: BookingStore, day: date = DAY, resource:
     return client.hgetall(store.day_key(resource, day))
 
 
+def place(start: int, end: int, count: int = 1) -> dict[str, str]:
+    """A day's entry for ``count`` bookings of ``[start, end)``."""
+    return {f"={start},{end}": f"{start},{end},0,{count}"}
+
+
 def booking_keys(client: redis.Redis, store: BookingStore) -> list[str]:
     return sorted(client.scan_iter(match=store.booking_key("*")))
 
@@ -163,8 +168,9 @@ def test_a_held_slot_becomes_a_permanent_booking(store: BookingStore, client: re
     assert client.zrange(store.customer_key(PHONE), 0, -1, withscores=True) == [("REF1", NOON)]
     assert client.zrange(store.all_bookings_key, 0, -1, withscores=True) == [("REF1", NOON)]
     # the hold became the booking: one entry, under the REF, never expiring
-    assert entries(client, store) == {"REF1": f"{NOON},{NOON + 1800},0"}
-    assert store.occupancy(RESOURCE, [DAY]).days == {DAY: {"REF1": (NOON, NOON + 1800, 0)}}
+    assert entries(client, store) == place(NOON, NOON + 1800)
+    assert store.occupancy(RESOURCE, [DAY]).days == {DAY: {f"={NOON},{NOON + 1800}": (NOON, NOON + 1800, 0, 1)}}
+    assert saved["occ"] == f"{NOON},{NOON + 1800}"
 
 
 def test_confirming_twice_makes_one_booking(store: BookingStore, client: redis.Redis) -> None:
@@ -174,7 +180,7 @@ def test_confirming_twice_makes_one_booking(store: BookingStore, client: redis.R
     assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
     assert book(store, "tok-a", "REF2", NOON) == Outcome("booked", "REF1")
     assert booking_keys(client, store) == [store.booking_key("REF1")]
-    assert list(entries(client, store)) == ["REF1"]
+    assert entries(client, store) == place(NOON, NOON + 1800)
     assert client.zcard(store.customer_key(PHONE)) == 1
     assert 172_700 < client.ttl("t:bk:{test}:hold:tok-a") <= 172_800
 
@@ -215,7 +221,7 @@ def test_a_booking_keeps_others_out(store: BookingStore, client: redis.Redis, ot
     book(store, "tok-a", "REF1", NOON)
     assert hold(store, "tok-b", *other).status == "taken"
     assert book(store, "tok-b", "REF2", *other, phone=OTHER).status == "taken"
-    assert list(entries(client, store)) == ["REF1"]
+    assert entries(client, store) == place(NOON, NOON + 1800)
     assert client.zcard(store.customer_key(OTHER)) == 0
 
 
@@ -292,7 +298,7 @@ def test_nobody_else_can_cancel(store: BookingStore, client: redis.Redis) -> Non
     assert cancel(store, "REF1", phone=OTHER) == "unknown"
     assert cancel(store, "NOSUCH") == "unknown"
     assert store.booking("REF1")["status"] == "confirmed"
-    assert list(entries(client, store)) == ["REF1"]
+    assert entries(client, store) == place(NOON, NOON + 1800)
     assert client.zcard(store.customer_key(PHONE)) == 1
 
 
@@ -301,7 +307,7 @@ def test_cancelling_inside_the_cutoff_is_too_late(store: BookingStore, client: r
     assert cancel(store, "REF1", now=NOON - 3599, cutoff=3600) == "too_late"
     assert store.booking("REF1")["status"] == "confirmed"
     assert "changed_at" not in store.booking("REF1")
-    assert list(entries(client, store)) == ["REF1"]
+    assert entries(client, store) == place(NOON, NOON + 1800)
     assert client.zscore(store.customer_key(PHONE), "REF1") == NOON
     assert cancel(store, "REF1", now=NOON - 3600, cutoff=3600) == "ok"  # exactly the cut-off is still allowed
 
@@ -353,7 +359,7 @@ def test_a_booking_can_move_over_its_own_old_time(store: BookingStore, client: r
     assert (now_["status"], now_["rescheduled_from"], now_["start"]) == ("confirmed", "OLD", str(NOON + 900))
     assert client.zrange(store.customer_key(PHONE), 0, -1) == ["NEW"]
     assert client.zrange(store.all_bookings_key, 0, -1) == ["OLD", "NEW"]
-    assert entries(client, store) == {"NEW": f"{NOON + 900},{NOON + 2700},0"}
+    assert entries(client, store) == place(NOON + 900, NOON + 2700)
     assert [b["ref"] for b in store.upcoming(PHONE, NOW)] == ["NEW"]
 
 
@@ -374,7 +380,7 @@ def test_a_move_to_another_day_frees_the_old_day(store: BookingStore, client: re
     book(store, "tok-a", "OLD", NOON)
     assert book(store, "tok-b", "NEW", at(12, day=later), day=later, move=("OLD", DAY)).status == "booked"
     assert entries(client, store) == {}
-    assert list(entries(client, store, later)) == ["NEW"]
+    assert entries(client, store, later) == place(at(12, day=later), at(12, 30, day=later))
 
 
 def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.Redis) -> None:
@@ -386,7 +392,7 @@ def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.
     assert "rescheduled_to" not in old
     assert store.booking("NEW") == {}
     assert client.zrange(store.customer_key(PHONE), 0, -1) == ["OLD"]
-    assert entries(client, store)["OLD"] == f"{NOON},{NOON + 1800},0"
+    assert entries(client, store) == {**place(NOON, NOON + 1800), **place(at(15), at(15, 30))}
     assert hold(store, "tok-c", NOON).status == "taken"  # still occupied
 
 
@@ -413,7 +419,7 @@ def test_moving_inside_the_cutoff_is_too_late(store: BookingStore, client: redis
     late = book(store, "tok-b", "NEW", at(15), now=NOON - 1800, move=("OLD", DAY), cutoff=3600)
     assert late == Outcome("too_late_to_change", "")
     assert store.booking("OLD")["status"] == "confirmed"
-    assert list(entries(client, store)) == ["OLD"]
+    assert entries(client, store) == place(NOON, NOON + 1800)
 
 
 def test_a_move_does_not_count_towards_the_limit(store: BookingStore) -> None:
@@ -432,7 +438,7 @@ def test_holds_lapse_by_the_redis_clock(store: BookingStore, client: redis.Redis
 
     # (a) the customer confirms late, but nobody took the slot: the booking still goes through
     assert book(store, "late-free", "REF1", NOON, resource="free") == Outcome("booked", "REF1")
-    assert entries(client, store, resource="free") == {"REF1": f"{NOON},{NOON + 1800},0"}
+    assert entries(client, store, resource="free") == place(NOON, NOON + 1800)
 
     # (b) someone else held it after the lapse: the late confirm is refused
     assert hold(store, "tok-b", NOON, resource="lost").status == "held"
@@ -470,7 +476,7 @@ def test_a_refused_new_hold_still_releases_the_previous_one(store: BookingStore,
     hold(store, "tok-1", NOON)
     book(store, "tok-x", "THEIRS", at(15), phone=OTHER)
     assert hold(store, "tok-2", at(15), release=(DAY, "tok-1")).status == "taken"
-    assert list(entries(client, store)) == ["THEIRS"]
+    assert entries(client, store) == place(at(15), at(15, 30))
 
 
 def test_a_live_hold_only_vouches_for_the_time_it_holds(store: BookingStore, client: redis.Redis) -> None:
@@ -514,17 +520,21 @@ def test_occupancy_reports_live_entries_with_the_redis_clock(store: BookingStore
     assert isinstance(seen, Occupancy)
     assert before <= seen.redis_ms <= redis_ms(client)
     assert seen.days == {
-        yesterday: {"REF3": (at(23, day=yesterday), at(23, 30, day=yesterday), 0)},
+        yesterday: {f"={at(23, day=yesterday)},{at(23, 30, day=yesterday)}": (
+            at(23, day=yesterday), at(23, 30, day=yesterday), 0, 1
+        )},
         DAY: {
-            "REF1": (NOON, NOON + 1800, 0),
-            "tok-b": (at(14), at(14, 30), int(held.value)),
-            "tok-old": (at(16), at(17), 1),
+            f"={NOON},{NOON + 1800}": (NOON, NOON + 1800, 0, 1),
+            "tok-b": (at(14), at(14, 30), int(held.value), 1),
+            "tok-old": (at(16), at(17), 1, 1),
         },
         tomorrow: {},
     }
-    everything = [(at(23, day=yesterday), at(23, 30, day=yesterday)), (NOON, NOON + 1800), (at(14), at(14, 30))]
+    late = (at(23, day=yesterday), at(23, 30, day=yesterday), 1)
+    everything = [late, (NOON, NOON + 1800, 1), (at(14), at(14, 30), 1)]
     assert sorted(seen.intervals()) == sorted(everything)
-    assert sorted(seen.intervals(skip=frozenset({"tok-b", "REF3"}))) == [(NOON, NOON + 1800)]
+    moving = f"={at(23, day=yesterday)},{at(23, 30, day=yesterday)}"  # REF3's place: one booking fewer
+    assert sorted(seen.intervals(skip=frozenset({"tok-b", moving}))) == [(NOON, NOON + 1800, 1)]
 
 
 def test_upcoming_lists_the_phones_active_future_bookings_soonest_first(store: BookingStore) -> None:
@@ -597,3 +607,27 @@ def test_fifty_customers_holding_the_last_place_at_once_make_one_hold(real_store
     assert [r.status for r in results].count("held") == 1
     assert [r.status for r in results].count("taken") == 49
     assert len(entries(real_store.client, real_store)) == 1
+
+
+# -- counted places -------------------------------------------------------------------------------
+def test_bookings_of_one_interval_share_one_entry(store: BookingStore, client: redis.Redis) -> None:
+    """A day's hash grows with the distinct times booked, not with the bookings: listings stay cheap."""
+    for n in range(5):
+        assert book(store, f"tok-{n}", f"REF{n}", NOON, phone=f"+3460000000{n}", capacity=5).status == "booked"
+    assert entries(client, store) == place(NOON, NOON + 1800, 5)
+    assert hold(store, "tok-x", NOON, capacity=5).status == "taken"
+    assert cancel(store, "REF2", phone="+34600000002") == "ok"
+    assert entries(client, store) == place(NOON, NOON + 1800, 4)
+    assert hold(store, "tok-x", NOON, capacity=5).status == "held"
+
+
+def test_a_booking_filed_before_counts_still_takes_its_place(store: BookingStore, client: redis.Redis) -> None:
+    """Entries written by the previous release (REF -> "start,end,0", no "occ") keep working."""
+    book(store, "tok-a", "OLD", NOON)
+    client.hdel(store.day_key(RESOURCE, DAY), f"={NOON},{NOON + 1800}")
+    client.hdel(store.booking_key("OLD"), "occ")
+    client.hset(store.day_key(RESOURCE, DAY), "OLD", f"{NOON},{NOON + 1800},0")
+    assert hold(store, "tok-b", NOON).status == "taken"
+    assert hold(store, "tok-b", NOON, exclude="OLD").status == "held"  # moving it over its own time
+    assert cancel(store, "OLD") == "ok"
+    assert entries(client, store) == {"tok-b": entries(client, store)["tok-b"]}

@@ -27,6 +27,7 @@ from bot.channels.content import (
     LIST_BUTTON_MAX,
 )
 from bot.i18n import Catalogs, Translator
+from bot.sessions import Session
 
 from .conftest import TOKEN, app_config
 from .content_phone import ContentCustomer, Shown, content_config, synced_worker
@@ -168,7 +169,7 @@ def test_a_reply_arrives_with_the_exact_form_fields(content_app: Flask, fake: Fa
     assert fake.contents[form["ContentSid"]]["friendly_name"] == "tapbook_buttons3_v1"
     assert isinstance(form["ContentVariables"], str)
     variables = json.loads(form["ContentVariables"])
-    offered = get_services(content_app).redis.hget("tapbook:session:{+34600111222}", "opts").split()
+    offered = Session(get_services(content_app).redis.hgetall("tapbook:session:{+34600111222}")).offered
     assert [variables[k] for k in ("2", "4", "6")] == ["Book", "My bookings", "Language"]
     assert [variables[k] for k in ("3", "5", "7")] == offered
     assert variables["1"].startswith("Hi Ana! 👋")

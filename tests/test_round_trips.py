@@ -10,6 +10,7 @@ import redis.connection
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.sessions import Session
 
 from .conftest import TOKEN, app_config
 from .whatsapp import WhatsApp
@@ -63,8 +64,36 @@ def test_a_retried_delivery_costs_one_and_a_forgery_none(real_app: Flask, sends:
     assert get_services(real_app).stats.get("taps.duplicate") == 1
 
 
-def test_round_trips_along_a_booking(real_app: Flask, sends: list[object]) -> None:
-    """hi, Book: 2 each. Service, day, time, Confirm: 3 each (one read or script of the booking store)."""
+def test_round_trips_along_a_tapped_booking(real_app: Flask, sends: list[object]) -> None:
+    """Tapped buttons: hi, Book, service, day: 2 each (the listing's read rides in the load); time, Confirm: 3."""
+    wa = WhatsApp(real_app.test_client(), TOKEN)
+    db = get_services(real_app).redis
+
+    def tap(number: int) -> tuple[str, int]:
+        """The reply's text and the round trips of the tap (reading the offered IDs is not counted)."""
+        button = Session(db.hgetall("tapbook:session:{+34600111222}")).offered[number - 1]
+        before = len(sends)
+        answer = wa.tap(button)
+        assert answer.status == 200
+        return answer.text, len(sends) - before
+
+    wa.send("menu")  # a first booking connects and loads the scripts
+    for number in [1, 1, 1, 1, 1]:
+        tap(number)
+    per_tap = []
+    before = len(sends)
+    wa.send("hi")
+    per_tap.append(len(sends) - before)
+    for number in [1, 1, 2, 2, 1]:  # Book, Haircut, day 2, time 2, Confirm
+        text, trips = tap(number)
+        per_tap.append(trips)
+    assert text.startswith("Booked!")
+    assert per_tap == [2, 2, 2, 2, 3, 3]
+
+
+def test_round_trips_along_a_typed_booking(real_app: Flask, sends: list[object]) -> None:
+    """Typed numbers: hi, Book: 2 each. Service, day, time, Confirm: 3 each (the store is read once the
+    session says what the number means)."""
     wa = WhatsApp(real_app.test_client(), TOKEN)
     for typed in ["menu", "1", "1", "1", "1", "1"]:  # a first booking connects and loads the scripts
         wa.send(typed)

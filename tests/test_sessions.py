@@ -10,11 +10,11 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
-from bot.sessions import CURRENT_VERSION
+from bot.sessions import CURRENT_VERSION, Session
 
 from .concurrency import run_together
 from .conftest import TOKEN, app_config
-from .whatsapp import WhatsApp
+from .whatsapp import BASE_URL, WhatsApp
 
 SESSION = "tapbook:session:{+34600111222}"
 PROFILE = "tapbook:profile:{+34600111222}"
@@ -26,7 +26,8 @@ def test_one_hash_per_phone_with_version_language_and_step(wa: WhatsApp, db: red
     assert session["v"] == str(CURRENT_VERSION)
     assert session["language"] == "en"
     assert session["step"] == "menu"
-    assert session["opts"] == "nav1.1:book nav1.1:bookings nav1.1:language"
+    assert Session(session).offered == ["nav1.1:book", "nav1.1:bookings", "nav1.1:language"]
+    assert session["opts"] == "nav1:book 9ings 5language"  # compact: see bot.sessions
     assert 1790 <= db.ttl(SESSION) <= 1800
 
 
@@ -55,7 +56,22 @@ def test_a_retried_delivery_gets_the_first_reply_and_changes_nothing(wa: WhatsAp
     again = wa.post(form)
     assert again.body == first.body
     assert db.hgetall(SESSION) == state
-    assert 172_700 < db.ttl(f"tapbook:msg:{{+34600111222}}:{form['MessageSid']}") <= 172_800
+    assert 50 < db.ttl(f"tapbook:msg:{{+34600111222}}:{form['MessageSid']}") <= 60
+
+
+def test_a_retry_after_its_reply_expired_changes_nothing_and_sends_nothing(wa: WhatsApp, db: redis.Redis) -> None:
+    """Twilio gives up within 15 s; later copies are still recognised, by the session's ``seen``."""
+    wa.send("hi")
+    form = wa.form("3")  # Language
+    wa.post(form)
+    wa.send("menu")
+    state = db.hgetall(SESSION)
+    db.delete(f"tapbook:msg:{{+34600111222}}:{form['MessageSid']}")  # as DEDUPE_TTL_SECONDS would
+    signature = wa.validator.compute_signature(BASE_URL + "/webhook", form)
+    again = wa.client.post("/webhook", base_url=BASE_URL, data=form, headers={"X-Twilio-Signature": signature})
+    assert (again.status_code, again.mimetype) == (200, "text/xml")
+    assert b"<Response" in again.data and b"<Message" not in again.data
+    assert db.hgetall(SESSION) == state
 
 
 def test_an_old_message_retried_after_newer_ones_still_gets_its_own_reply(app: Flask, wa: WhatsApp) -> None:
@@ -140,7 +156,7 @@ def test_param_equal_to_the_stored_language_writes_nothing_extra(wa: WhatsApp, d
     before = db.hgetall(SESSION)
     wa.send("menu", path="/webhook?lang=es")
     after = db.hgetall(SESSION)
-    assert {k for k in after if after[k] != before.get(k)} == {"rev"}
+    assert {k for k in after if after[k] != before.get(k)} == {"rev", "seen"}  # seen: the messages answered
     assert not db.exists(PROFILE)
 
 
@@ -178,3 +194,28 @@ def test_an_unknown_step_resets_politely_to_the_menu(wa: WhatsApp, db: redis.Red
     assert answer.text.startswith("Sorry, we had to start our conversation again.")
     assert answer.options == ["Book", "My bookings", "Language"]
     assert db.hget(SESSION, "step") == "menu"
+
+
+def test_offered_ids_are_stored_compactly_and_read_back_exactly() -> None:
+    """Every stored value stays within Redis' listpack limit, so a session stays one small allocation."""
+    days = [f"day1.3f:colour:202601{d:02d}" for d in range(14, 23)] + ["page1.3f:more:1"]
+    times = [f"time1.3f:{1768388400 + 1800 * k}" for k in range(9)] + ["page1.3f:more:1"]
+    session = Session({"turn": "3f"})
+    session.offered = days
+    assert session.fields()["opts"] == "day1:colour:20260114 j5 j6 j7 j8 j9 i20 j1 j2 0page1:more:1"
+    session.offered = times
+    stored = session.fields()
+    assert session.offered == times
+    assert Session(stored).offered == times
+    assert all(len(value) <= 64 for value in stored.values())
+    assert [name for name in stored if name.startswith("opts")] == ["opts", "opts2"]
+    session.offered = ["nav1.3f:menu"]  # a shorter list leaves no chunk of the longer one behind
+    assert [name for name in session.fields() if name.startswith("opts")] == ["opts"]
+    assert session.offered == ["nav1.3f:menu"]
+
+
+def test_a_version_1_session_keeps_what_it_offered(wa: WhatsApp, db: redis.Redis) -> None:
+    db.hset(SESSION, mapping={"v": "1", "rev": "4", "language": "en", "step": "menu", "turn": "7",
+                              "opts": "nav1.7:book nav1.7:bookings nav1.7:language"})  # fmt: skip
+    assert wa.tap("nav1.7:language", "Language").text.startswith("Which language would you like?")
+    assert db.hget(SESSION, "v") == str(CURRENT_VERSION)

@@ -323,3 +323,13 @@ def test_free_starts_takes_any_iterable_of_entries() -> None:
     business = make_business(hours=["09:00-11:00"])
     entries = (entry for entry in [span(WEDNESDAY, "09:00", "10:00")])
     assert walls(free_starts(business, make_service(30), WEDNESDAY, NOW, entries)) == ["10:00", "10:30"]
+
+
+def test_counted_entries_weigh_their_count_and_limit_stops_early() -> None:
+    business = make_business(hours=["09:00-11:00"])
+    three = make_service(30, capacity=3)
+    nine_to_ten = span(WEDNESDAY, "09:00", "10:00")
+    every = ["09:00", "09:30", "10:00", "10:30"]
+    assert walls(free_starts(business, three, WEDNESDAY, NOW, [(*nine_to_ten, 2)])) == every
+    assert walls(free_starts(business, three, WEDNESDAY, NOW, [(*nine_to_ten, 3)])) == ["10:00", "10:30"]
+    assert walls(free_starts(business, three, WEDNESDAY, NOW, [(*nine_to_ten, 3)], limit=1)) == ["10:00"]

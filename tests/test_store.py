@@ -44,7 +44,7 @@ def test_commit_saves_the_session_reply_and_profile_with_expiries(store: Session
     assert result.status is CommitStatus.OK
     snapshot = store.load(store.keys(PHONE, SID))
     assert snapshot.prior_reply == "<Response/>"
-    assert snapshot.session == {"rev": "1", "step": "menu", "language": "es"}
+    assert snapshot.session == {"rev": "1", "step": "menu", "language": "es", "seen": SID[-7:]}
     assert snapshot.profile_language == "es"
     keys = store.keys(PHONE, SID)
     assert 1790 < client.ttl(keys.session) <= 1800
@@ -55,7 +55,7 @@ def test_commit_saves_the_session_reply_and_profile_with_expiries(store: Session
 def test_commit_replaces_the_whole_hash(store: SessionStore) -> None:
     commit(store, SID, "", "a", step="menu", extra="x")
     commit(store, SID2, "1", "b", step="language")
-    assert store.load(store.keys(PHONE, SID2)).session == {"rev": "2", "step": "language"}
+    assert store.load(store.keys(PHONE, SID2)).session == {"rev": "2", "step": "language", "seen": SID2[-7:]}
 
 
 def test_a_message_is_committed_once(store: SessionStore) -> None:
@@ -71,3 +71,22 @@ def test_a_stale_rev_is_a_conflict_and_writes_nothing(store: SessionStore, clien
     assert lost.status is CommitStatus.CONFLICT
     assert not client.exists(store.keys(PHONE, SID2).message)
     assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+
+
+def test_a_message_whose_record_expired_is_still_committed_once(store: SessionStore, client: redis.Redis) -> None:
+    commit(store, SID, "", "first", step="menu")
+    client.delete(store.keys(PHONE, SID).message)  # past DEDUPE_TTL_SECONDS
+    snapshot = store.load(store.keys(PHONE, SID))
+    assert (snapshot.prior_reply, snapshot.answered) == (None, True)
+    again = commit(store, SID, "1", "second", step="other", seen=snapshot.session["seen"])
+    assert (again.status, again.prior_reply) == (CommitStatus.DUPLICATE, "")
+    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+
+
+def test_the_session_remembers_the_last_three_messages(store: SessionStore) -> None:
+    sids = [f"SM{n:032x}" for n in range(1, 7)]
+    seen = ""
+    for rev, sid in enumerate(sids):
+        commit(store, sid, str(rev or ""), "reply", step="menu", seen=seen)
+        seen = store.load(store.keys(PHONE, sid)).session["seen"]
+    assert seen.split() == [sid[-7:] for sid in reversed(sids[3:])]

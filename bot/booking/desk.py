@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from ..stats import Stats
 from .catalog import Catalog, Service
-from .slots import day_starts, free_starts, occupancy, open_dates
-from .store import BookingStore, Occupancy, Outcome
+from .slots import day_grid, day_starts, free_starts, occupancy, open_dates
+from .store import BookingStore, Occupancy, Outcome, Weighted
 
 if TYPE_CHECKING:
+    import redis
+
     from ..turn import Turn
 
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no I, L, O, 0, 1: easy to read out
@@ -32,6 +34,7 @@ class Booking:
     status: str  # confirmed, cancelled, rescheduled
     name: str = ""
     language: str = ""
+    occ: str = ""  # "start,end" of the place it takes (with buffers); empty for bookings made before counts
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Booking:
@@ -44,7 +47,13 @@ class Booking:
             status=data.get("status", ""),
             name=data.get("name", ""),
             language=data.get("language", ""),
+            occ=data.get("occ", ""),
         )
+
+    @property
+    def place(self) -> str:
+        """Its id among a day's entries as listings skip it: the counted interval, or its own REF."""
+        return f"={self.occ}" if self.occ else self.ref
 
 
 def epoch(at: datetime) -> int:
@@ -66,12 +75,44 @@ def booking_ref(token: str, attempt: int) -> str:
     return "".join(chars)
 
 
+@dataclass
+class ReadAhead:
+    """Occupancy a tap will need, read in the engine's load pipeline instead of a trip of its own.
+
+    A tapped button names its service (and day), so the days its reply lists are known before
+    the session is loaded; ``occupancy`` is filled in by that same round trip.
+    """
+
+    resource: str
+    days: list[date]
+    occupancy: Occupancy | None = None
+
+    def serves(self, resource: str, days: list[date]) -> Occupancy | None:
+        if self.occupancy is None or resource != self.resource or not set(days) <= self.occupancy.days.keys():
+            return None
+        return self.occupancy.only(days)
+
+
+def _with_neighbours(days: list[date]) -> list[date]:
+    """Entries are filed under their start's day; buffers and late hours reach into the next one."""
+    return sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+
+
+def _around(seen: Occupancy, day: date, skip: frozenset[str]) -> list[Weighted]:
+    """What can collide with a start on ``day``: the entries filed under it and its neighbours."""
+    return seen.only(_with_neighbours([day])).intervals(skip=skip)
+
+
 class BookingDesk:
+    #: grids kept at most (a service's starts on one date never change while the catalog does not)
+    GRIDS = 4096
+
     def __init__(self, catalog: Catalog, store: BookingStore, stats: Stats | None = None) -> None:
         self.catalog = catalog
         self.business = catalog.business
         self.store = store
         self.stats = stats or Stats()
+        self._grids: dict[tuple[str, date], list[datetime]] = {}
 
     def _count(self, outcome: Outcome, change: str = "") -> Outcome:
         if outcome.expired:
@@ -80,28 +121,65 @@ class BookingDesk:
             self.stats.incr(f"bookings.{change}")
         return outcome
 
+    def _grid(self, service: Service, day: date) -> list[datetime]:
+        """The day's grid, computed once per process (time zone arithmetic is the listings' main cost)."""
+        key = (service.id, day)
+        grid = self._grids.get(key)
+        if grid is None:
+            if len(self._grids) >= self.GRIDS:
+                self._grids.clear()
+            grid = self._grids[key] = day_grid(self.business, service, day)
+        return grid
+
     def local_day(self, at: datetime) -> date:
         return at.astimezone(self.business.timezone).date()
 
     # -- advice ---------------------------------------------------------------------
     def _occupancy(self, turn: Turn, service: Service, days: list[date]) -> Occupancy:
-        wanted = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+        wanted = _with_neighbours(days)
+        if turn.read_ahead is not None:
+            ready = turn.read_ahead.serves(service.resource, wanted)
+            if ready is not None:
+                return ready
         turn.trips += 1
         return self.store.occupancy(service.resource, wanted)
+
+    # -- reading ahead (in the engine's load pipeline) ---------------------------------
+    def days_ahead(self, service_id: str, now: datetime) -> ReadAhead | None:
+        """What listing the days of ``service_id`` reads (a service tap)."""
+        service = self.catalog.service(service_id)
+        days = open_dates(self.business, now) if service else []
+        return ReadAhead(service.resource, _with_neighbours(days)) if service and days else None
+
+    def times_ahead(self, service_id: str, day: date) -> ReadAhead | None:
+        """What listing the times of ``service_id`` on ``day`` reads (a day tap)."""
+        service = self.catalog.service(service_id)
+        return ReadAhead(service.resource, _with_neighbours([day])) if service else None
+
+    def queue_read_ahead(self, pipe: redis.client.Pipeline, *, ahead: ReadAhead) -> None:
+        self.store.queue_occupancy(pipe, ahead.resource, ahead.days)
+
+    def take_read_ahead(self, ahead: ReadAhead, replies: list) -> None:
+        ahead.occupancy = self.store.parse_occupancy(ahead.days, replies)
 
     def free_days(self, turn: Turn, service: Service, *, skip: frozenset[str] = frozenset()) -> list[date]:
         """Open days with at least one free time for ``service``."""
         days = open_dates(self.business, turn.now)
         if not days:
             return []
-        taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        return [d for d in days if free_starts(self.business, service, d, turn.now, taken)]
+        seen = self._occupancy(turn, service, days)
+        return [d for d in days if self._free_starts(turn, service, d, _around(seen, d, skip), limit=1)]
 
     def free_times(
         self, turn: Turn, service: Service, day: date, *, skip: frozenset[str] = frozenset()
     ) -> list[datetime]:
         taken = self._occupancy(turn, service, [day]).intervals(skip=skip)
-        return free_starts(self.business, service, day, turn.now, taken)
+        return self._free_starts(turn, service, day, taken)
+
+    def _free_starts(
+        self, turn: Turn, service: Service, day: date, taken: list[Weighted], limit: int | None = None
+    ) -> list[datetime]:
+        return free_starts(self.business, service, day, turn.now, taken, self._grid(service, day), limit=limit)
 
     def nearest(
         self, turn: Turn, service: Service, at: datetime, *, skip: frozenset[str] = frozenset(), count: int = 5
@@ -110,13 +188,14 @@ class BookingDesk:
         days = open_dates(self.business, turn.now)
         if not days:
             return []
-        taken = self._occupancy(turn, service, days).intervals(skip=skip)
-        times = [t for d in days for t in free_starts(self.business, service, d, turn.now, taken)]
+        seen = self._occupancy(turn, service, days)
+        times = [t for d in days for t in self._free_starts(turn, service, d, _around(seen, d, skip))]
         return sorted(sorted(times, key=lambda t: abs(t - at))[:count])
 
     def is_offerable(self, turn: Turn, service: Service, at: datetime) -> bool:
         """Whether ``at`` is a start the rules allow now (hours, grid, DST, notice, horizon)."""
-        return at in day_starts(self.business, service, self.local_day(at), turn.now)
+        day = self.local_day(at)
+        return at in day_starts(self.business, service, day, turn.now, self._grid(service, day))
 
     # -- actions --------------------------------------------------------------------
     def hold(

@@ -11,6 +11,7 @@ Occupancy intervals are epoch seconds, half-open ``[start, end)``: touching ones
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -67,26 +68,37 @@ def _reached(day: date, minute: int, tz: ZoneInfo) -> datetime:
     return instant
 
 
-def day_starts(business: Business, service: Service, day: date, now: datetime) -> list[datetime]:
-    """Start instants (aware UTC) for ``service`` on local date ``day``, ignoring occupancy.
+def day_grid(business: Business, service: Service, day: date) -> list[datetime]:
+    """Every start (aware UTC) of ``service``'s grid on local date ``day``, whatever the date today.
 
     The grid steps ``slot_minutes`` of wall-clock time from each range's start, whatever is booked.
     The service must end, in real time, by the range's end; its buffers may lie outside the hours.
+    It depends on nothing but the catalog, so callers may keep it (see ``BookingDesk``).
     """
-    if not _is_open(business, day, local_today(business, now)):
-        return []
     tz = business.timezone
-    earliest = now + timedelta(minutes=business.min_notice_minutes)
     length = timedelta(minutes=service.minutes)
     starts: set[datetime] = set()
-    for opening in business.hours[day.weekday()]:
+    for opening in business.hours.get(day.weekday(), ()):
         closing = _reached(day, opening.end, tz)
         for minute in range(opening.start, opening.end, business.slot_minutes):
             wall = _wall(day, minute)
             start = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the first of a repeated time
-            if _exists(wall, tz, start) and earliest <= start and start + length <= closing:
+            if _exists(wall, tz, start) and start + length <= closing:
                 starts.add(start)
     return sorted(starts)
+
+
+def day_starts(
+    business: Business, service: Service, day: date, now: datetime, grid: list[datetime] | None = None
+) -> list[datetime]:
+    """Start instants (aware UTC) for ``service`` on local date ``day``, ignoring occupancy.
+
+    :func:`day_grid` (``grid``, if the caller kept it) within the horizon, after the minimum notice.
+    """
+    if not _is_open(business, day, local_today(business, now)):
+        return []
+    earliest = now + timedelta(minutes=business.min_notice_minutes)
+    return [start for start in (day_grid(business, service, day) if grid is None else grid) if earliest <= start]
 
 
 def occupancy(service: Service, start: datetime) -> tuple[int, int]:
@@ -95,26 +107,38 @@ def occupancy(service: Service, start: datetime) -> tuple[int, int]:
     return at - service.buffer_before_minutes * 60, at + (service.minutes + service.buffer_after_minutes) * 60
 
 
-def fits(service: Service, start: datetime, entries: Iterable[tuple[int, int]]) -> bool:
+def fits(service: Service, start: datetime, entries: Iterable[tuple[int, ...]]) -> bool:
     """Whether a booking at ``start`` keeps the resource within ``service.capacity``.
 
-    ``entries`` are the occupancy intervals of live holds and bookings on the resource. The most
+    ``entries`` are the occupancy intervals ``(start, end)`` of live holds and bookings on the
+    resource, or ``(start, end, count)`` for ``count`` entries of the same interval. The most
     entries overlapping any one instant of the candidate's interval must be below capacity; that
     maximum is reached at the candidate's start or at some entry's (clipped) start.
     """
     a, b = occupancy(service, start)
-    clipped = [(max(s, a), min(e, b)) for s, e in entries if s < b and a < e]
-    points = {a, *(s for s, _ in clipped)}
-    busiest = max(sum(1 for s, e in clipped if s <= p < e) for p in points)
+    clipped = [(max(e[0], a), min(e[1], b), e[2] if len(e) > 2 else 1) for e in entries if e[0] < b and a < e[1]]
+    points = {a, *(s for s, _, _ in clipped)}
+    busiest = max(sum(n for s, e, n in clipped if s <= p < e) for p in points)
     return busiest < service.capacity
 
 
 def free_starts(
-    business: Business, service: Service, day: date, now: datetime, entries: Iterable[tuple[int, int]]
+    business: Business,
+    service: Service,
+    day: date,
+    now: datetime,
+    entries: Iterable[tuple[int, ...]],
+    grid: list[datetime] | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[datetime]:
-    """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource)."""
+    """:func:`day_starts` that still :func:`fits` among ``entries`` (that day's occupancy on the resource).
+
+    ``limit`` stops at that many (``limit=1``: is there any free time at all?).
+    """
     entries = list(entries)
-    return [start for start in day_starts(business, service, day, now) if fits(service, start, entries)]
+    found = (start for start in day_starts(business, service, day, now, grid) if fits(service, start, entries))
+    return list(itertools.islice(found, limit))
 
 
 def day_window(business: Business, day: date) -> tuple[int, int]:

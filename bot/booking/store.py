@@ -20,36 +20,49 @@ passed in as ``now``; hold expiry uses only the Redis clock.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import redis
 
-# Shared Lua: parse "s,e,x"; is an entry live; max concurrency of intervals inside [a, b).
+# Shared Lua: parse "s,e,x[,n]"; is an entry live; max concurrency of intervals inside [a, b);
+# the aggregated entries of bookings ("=s,e" -> "s,e,0,n").
 # `purged` counts the expired holds deleted; scripts return it after status and value.
 _LIB = """
 local purged = 0
 local function parse(v)
-  local s, e, x = string.match(v, '^(%d+),(%d+),(%d+)$')
-  return tonumber(s), tonumber(e), tonumber(x)
+  local s, e, x, n = string.match(v, '^(%d+),(%d+),(%d+),?(%d*)$')
+  return tonumber(s), tonumber(e), tonumber(x), tonumber(n) or 1
 end
 local function redis_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- live entries of the given day keys overlapping [a, b), except the ids in skip; purges expired holds
+-- ids not to count: a hold token or a legacy booking entry entirely, "=s,e" once per mention
+local function skipping(ids)
+  local skip = {}
+  for id in string.gmatch(ids, '%S+') do
+    if string.sub(id, 1, 1) == '=' then skip[id] = (skip[id] or 0) + 1 else skip[id] = true end
+  end
+  return skip
+end
+-- live entries {start, end, weight} of the given day keys overlapping [a, b), less what skip says;
+-- purges expired holds
 local function overlapping(keys, a, b, now_ms, skip)
   local found = {}
   for _, key in ipairs(keys) do
     local flat = redis.call('HGETALL', key)
     for j = 1, #flat, 2 do
       local id = flat[j]
-      local s, e, x = parse(flat[j + 1])
+      local s, e, x, n = parse(flat[j + 1])
       if x > 0 and x <= now_ms then
         redis.call('HDEL', key, id)
         purged = purged + 1
-      elseif not skip[id] and s < b and a < e then
-        table.insert(found, {math.max(s, a), math.min(e, b)})
+      else
+        local k = skip[id]
+        if k == true then n = 0 elseif k then n = n - k end
+        if n > 0 and s < b and a < e then table.insert(found, {math.max(s, a), math.min(e, b), n}) end
       end
     end
   end
@@ -62,16 +75,43 @@ local function max_concurrency(intervals, a)
   for _, p in ipairs(points) do
     local n = 0
     for _, iv in ipairs(intervals) do
-      if iv[1] <= p and p < iv[2] then n = n + 1 end
+      if iv[1] <= p and p < iv[2] then n = n + iv[3] end
     end
     if n > best then best = n end
   end
   return best
 end
+-- bookings are counted per interval, so a day's hash stays small however many share a time
+local function add_booked(key, a, b, delta)
+  local field = '=' .. a .. ',' .. b
+  local n = delta
+  local v = redis.call('HGET', key, field)
+  if v then
+    local _, _, _, m = parse(v)
+    n = m + delta
+  end
+  if n > 0 then redis.call('HSET', key, field, a .. ',' .. b .. ',0,' .. n) else redis.call('HDEL', key, field) end
+end
+-- give back a booking's place: its interval (field "occ"), or its own entry (bookings before "occ")
+local function release_booking(day_key, booking_key, ref)
+  local occ = redis.call('HGET', booking_key, 'occ')
+  if occ then
+    local a, b = string.match(occ, '^(%d+),(%d+)$')
+    add_booked(day_key, a, b, -1)
+  else
+    redis.call('HDEL', day_key, ref)
+  end
+end
+-- what counts as not taken when a booking is being moved: its own place
+local function skip_booking(skip, booking_key, ref)
+  skip[ref] = true
+  local occ = redis.call('HGET', booking_key, 'occ')
+  if occ then skip['=' .. occ] = (skip['=' .. occ] or 0) + 1 end
+end
 """
 
-# KEYS: day, day-1, day+1, old hold's day
-# ARGV: token, start, end, capacity, hold_ms, old token, excluded id (a booking being moved)
+# KEYS: day, day-1, day+1, old hold's day, the booking being moved (or any key)
+# ARGV: token, start, end, capacity, hold_ms, old token, ref of the booking being moved (or '')
 _HOLD = (
     _LIB
     + """
@@ -79,7 +119,7 @@ local now_ms = redis_ms()
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[4], ARGV[6]) end
 local a, b = tonumber(ARGV[2]), tonumber(ARGV[3])
 local skip = {[ARGV[1]] = true}
-if ARGV[7] ~= '' then skip[ARGV[7]] = true end
+if ARGV[7] ~= '' then skip_booking(skip, KEYS[5], ARGV[7]) end
 local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
 if max_concurrency(found, a) >= tonumber(ARGV[4]) then return {'taken', 0, purged} end
 local expires = now_ms + tonumber(ARGV[5])
@@ -120,17 +160,18 @@ if mine then
 end
 if not live then
   local skip = {[ARGV[1]] = true}
-  if old ~= '' then skip[old] = true end
+  if old ~= '' then skip_booking(skip, KEYS[8], old) end
   local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
   if max_concurrency(found, a) >= tonumber(ARGV[5]) then return {'taken', '', purged} end
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[2], a .. ',' .. b .. ',0')
+add_booked(KEYS[1], a, b, 1)
 for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[4], 'occ', a .. ',' .. b)
 if old ~= '' then
   redis.call('HSET', KEYS[4], 'rescheduled_from', old)
+  release_booking(KEYS[9], KEYS[8], old)
   redis.call('HSET', KEYS[8], 'status', 'rescheduled', 'rescheduled_to', ARGV[2], 'changed_at', now)
-  redis.call('HDEL', KEYS[9], old)
   redis.call('ZREM', KEYS[5], old)
 end
 redis.call('ZADD', KEYS[5], fields['start'], ARGV[2])
@@ -141,16 +182,19 @@ return {'booked', ARGV[2], purged, 'new'}
 )
 
 # KEYS: booking, its day, customer index.  ARGV: ref, phone, now (s), cut-off (s)
-_CANCEL = """
+_CANCEL = (
+    _LIB
+    + """
 local b = redis.call('HMGET', KEYS[1], 'phone', 'status', 'start')
 if b[1] ~= ARGV[2] then return 'unknown' end
 if b[2] ~= 'confirmed' then return b[2] end
 if tonumber(b[3]) - tonumber(ARGV[3]) < tonumber(ARGV[4]) then return 'too_late' end
+release_booking(KEYS[2], KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'changed_at', ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 'ok'
 """
+)
 
 # KEYS: customer index.  ARGV: now (s), limit, booking key prefix
 _UPCOMING = """
@@ -160,8 +204,11 @@ for _, ref in ipairs(refs) do table.insert(out, redis.call('HGETALL', ARGV[3] ..
 return out
 """
 
-#: entry id -> (start, end, expires_ms); expires_ms 0 for bookings
-DayEntries = dict[str, tuple[int, int, int]]
+#: entry id -> (start, end, expires_ms, count): a hold (expires_ms > 0, count 1), the bookings of
+#: one interval (id ``=start,end``, expires_ms 0, count ≥ 1), or one booking filed before counts (id REF)
+DayEntries = dict[str, tuple[int, int, int, int]]
+#: an interval and how many entries occupy it
+Weighted = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -171,14 +218,23 @@ class Occupancy:
     redis_ms: int
     days: dict[date, DayEntries]
 
-    def intervals(self, *, skip: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
-        """Every live entry's interval, except the ids in ``skip``."""
-        return [
-            (start, end)
-            for entries in self.days.values()
-            for entry_id, (start, end, expires) in entries.items()
-            if entry_id not in skip and (expires == 0 or expires > self.redis_ms)
-        ]
+    def only(self, days: list[date]) -> Occupancy:
+        """The same reading restricted to ``days`` (each must have been read)."""
+        return Occupancy(self.redis_ms, {day: self.days[day] for day in days})
+
+    def intervals(self, *, skip: frozenset[str] = frozenset()) -> list[Weighted]:
+        """Every live entry's interval and count, less ``skip``: hold tokens and REFs are left out,
+        an ``=start,end`` id counts one booking fewer (the booking being moved)."""
+        found = []
+        for entries in self.days.values():
+            for entry_id, (start, end, expires, count) in entries.items():
+                if expires and expires <= self.redis_ms:
+                    continue
+                if entry_id in skip:
+                    count = count - 1 if entry_id.startswith("=") else 0
+                if count > 0:
+                    found.append((start, end, count))
+        return found
 
 
 @dataclass(frozen=True)
@@ -199,9 +255,10 @@ class Outcome:
         return cls(status, "" if value is None else str(value), int(extra[0]) if extra else 0, len(extra) > 1)
 
 
-def _entry(value: str) -> tuple[int, int, int]:
-    start, end, expires = value.split(",")
-    return int(start), int(end), int(expires)
+@functools.lru_cache(maxsize=65_536)  # a day's entries are read again and again, and seldom change
+def _entry(value: str) -> tuple[int, int, int, int]:
+    start, end, expires, *count = value.split(",")
+    return int(start), int(end), int(expires), int(count[0]) if count else 1
 
 
 def _day(day: date) -> str:
@@ -240,10 +297,19 @@ class BookingStore:
     def occupancy(self, resource: str, days: list[date]) -> Occupancy:
         """The entries of ``days`` (callers include neighbours), with the Redis clock."""
         pipe = self.client.pipeline(transaction=False)
+        self.queue_occupancy(pipe, resource, days)
+        return self.parse_occupancy(days, pipe.execute())
+
+    def queue_occupancy(self, pipe: redis.client.Pipeline, resource: str, days: list[date]) -> None:
+        """Add the reads of :meth:`occupancy` to ``pipe`` (``TIME``, then one ``HGETALL`` per day)."""
         pipe.time()
         for day in days:
             pipe.hgetall(self.day_key(resource, day))
-        (seconds, micros), *hashes = pipe.execute()
+
+    @staticmethod
+    def parse_occupancy(days: list[date], replies: list) -> Occupancy:
+        """The :class:`Occupancy` from the replies of :meth:`queue_occupancy`, in order."""
+        (seconds, micros), *hashes = replies
         parsed = {
             day: {entry_id: _entry(value) for entry_id, value in entries.items()}
             for day, entries in zip(days, hashes, strict=True)
@@ -284,7 +350,8 @@ class BookingStore:
     ) -> Outcome:
         """Hold ``interval`` for ``token`` if capacity allows; releases the customer's previous hold."""
         old_day, old_token = release or (day, "")
-        keys = [*self._around(resource, day), self.day_key(resource, old_day)]
+        moving = self.booking_key(exclude) if exclude else self.day_key(resource, day)
+        keys = [*self._around(resource, day), self.day_key(resource, old_day), moving]
         return Outcome.parse(self._hold(keys=keys, args=[token, *interval, capacity, hold_ms, old_token, exclude]))
 
     def release(self, resource: str, day: date, token: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..booking.desk import Booking, epoch, hold_token
+from ..booking.desk import Booking, BookingDesk, ReadAhead, epoch, hold_token
 from ..booking.formats import day_label, slot_label, span_label, time_label
 from ..buttons import Button, LabelContext
 from ..dispatch import Registry
@@ -138,7 +138,7 @@ def render_alternatives(turn: Turn) -> Reply:
 
 def _skip(turn: Turn) -> frozenset[str]:
     """What must not count as taken for this customer: their own hold and the booking being moved."""
-    return frozenset(filter(None, (turn.session.get("hold"), turn.session.get("resched"))))
+    return frozenset(filter(None, (turn.session.get(name) for name in ("hold", "resched", "rocc"))))
 
 
 def _back_from_dates(turn: Turn) -> Reply:
@@ -276,6 +276,14 @@ def cancel_hold(turn: Turn, button: HoldButton) -> Reply:
     return turn.goto(MENU).after(notice)
 
 
+def _times_ahead(desk: BookingDesk, button: DayButton, now: datetime) -> ReadAhead | None:
+    try:
+        day = datetime.strptime(button.day, "%Y%m%d").date()
+    except ValueError:
+        return None
+    return desk.times_ahead(button.service, day)
+
+
 def register(registry: Registry) -> None:
     registry.step(SERVICES, back=MENU)(render_services)
     registry.step(DATES, back=_back_from_dates)(render_dates)
@@ -285,6 +293,8 @@ def register(registry: Registry) -> None:
     registry.on(NavButton, check=lambda turn, b: b.to == "book")(start_booking)
     registry.on(ServiceButton, check=lambda turn, b: turn.desk.catalog.service(b.service) is not None)(pick_service)
     registry.on(DayButton)(pick_day)
+    registry.read_ahead(ServiceButton)(lambda desk, b, now: desk.days_ahead(b.service, now))
+    registry.read_ahead(DayButton)(_times_ahead)
     registry.on(PageButton)(turn_page)
     registry.on(TimeButton)(pick_time)
     registry.on(SlotButton)(pick_time)

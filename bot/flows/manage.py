@@ -135,6 +135,7 @@ def reschedule(turn: Turn, button: ManageButton) -> Reply:
         return turn.goto(BOOKING).after(refusal(turn, "too_late"))
     state.end_flow(turn)
     turn.session.set("resched", booking.ref)
+    turn.session.set("rocc", booking.place)
     turn.session.set("svc", booking.service_id)
     return turn.goto(DATES)
 

@@ -8,9 +8,10 @@ from ..booking.catalog import Service
 from ..turn import Turn
 
 # svc: service id; day: YYYYMMDD being looked at; page: list page; hold/hday/at/hexp: the held
-# time (token, its day, start epoch, expiry in Redis ms); resched: the REF being moved;
+# time (token, its day, start epoch, expiry in Redis ms); resched: the REF being moved, rocc: its
+# place among the day's entries (see Booking.place);
 # ref: the booking being looked at; alt: the start the alternatives are nearest to.
-FLOW_FIELDS = ("svc", "day", "page", "hold", "hday", "at", "hexp", "resched", "ref", "alt")
+FLOW_FIELDS = ("svc", "day", "page", "hold", "hday", "at", "hexp", "resched", "rocc", "ref", "alt")
 
 
 def service(turn: Turn) -> Service | None:

@@ -357,7 +357,7 @@ def age_holds(db: redis.Redis) -> int:
     aged = 0
     for key in db.scan_iter(f"{BK}:occ:*", count=1000):
         for entry, value in db.hgetall(key).items():
-            start, end, expires = value.split(",")
+            start, end, expires, *_ = value.split(",")  # bookings: "start,end,0,count"
             if expires != "0":
                 db.hset(key, entry, f"{start},{end},1")
                 aged += 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.sessions import Session
+
 from ..concurrency import run_together
 from .conftest import System
 from .harness import BOOKED, REF, Customer, age_holds, bookings, customers, in_parallel
@@ -67,7 +69,7 @@ def test_race_for_the_last_slot(system: System, service: str, capacity: int) -> 
 
 def confirm_button(system: System, person: Customer) -> str:
     """The Confirm button's ID the summary offered (what WhatsApp sends back on a tap)."""
-    offered = system.db.hget(f"system:session:{{{person.phone}}}", "opts").split()
+    offered = Session(system.db.hgetall(f"system:session:{{{person.phone}}}")).offered
     return next(button for button in offered if button.endswith(":confirm"))
 
 
