@@ -36,7 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH)
     app.config.update(layered_config(os.environ, Path.cwd() / ".env", test_config))
     settings = Settings.from_mapping(app.config)
-    production = bool(settings.redis_url) and not (app.debug or app.testing)
+    production = settings.redis_mode != "embedded" and not (app.debug or app.testing)
     logs.configure(settings.log_level, logs.choose_format(settings.log_format, production=production))
     metrics.check_mode()
 

@@ -75,11 +75,40 @@ def _auto_bool(value: Any) -> bool | None:
     raise ValueError(f"must be true, false or auto (got {value!r})")
 
 
+def _flag(value: Any) -> bool:
+    if _blank(value) or (isinstance(value, str) and value.strip().lower() == "auto"):
+        raise ValueError(f"must be true or false (got {value!r})")
+    return bool(_auto_bool(value))
+
+
 def _redis_url(value: Any) -> str | None:
     url = _optional_text(value)
-    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+        raise ValueError("must start with redis://, rediss:// or unix:// (a cluster: redis+cluster://, rediss+cluster://)")
     return url
+
+
+def _nodes(value: Any) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` → ((host, port), …); blank → ()."""
+    if isinstance(value, (tuple, list)):  # the default, or already parsed
+        value = ",".join(node if isinstance(node, str) else f"{node[0]}:{node[1]}" for node in value)
+    text = _optional_text(value)
+    if text is None:
+        return ()
+    nodes = []
+    for item in text.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port pairs separated by commas (got {item.strip()!r})")
+        nodes.append((host.strip("[]"), int(port)))
+    return tuple(nodes)
+
+
+def _wait_replicas(value: Any) -> int | None:
+    """A number of replicas, or None for auto."""
+    if _blank(value) or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return _number(int, 0, 5)(value)
 
 
 def _public_base_url(value: Any) -> str | None:
@@ -144,7 +173,31 @@ class Settings:
     """Typed, validated settings; the Flask config key is the field name upper-cased."""
 
     redis_url: str | None = _setting(
-        None, _redis_url, "Redis to use. Unset: an embedded in-memory store (development only)."
+        None, _redis_url, "One Redis server (or redis+cluster:// a cluster node). Unset: an embedded in-memory store."
+    )
+    redis_cluster_nodes: tuple[tuple[str, int], ...] = _setting(
+        (), _nodes, "Redis Cluster: some of its nodes, host:port,host:port (the client discovers the rest)."
+    )
+    redis_sentinels: tuple[tuple[str, int], ...] = _setting(
+        (), _nodes, "Redis Sentinel: the sentinels, host:port,host:port (with REDIS_SENTINEL_SERVICE)."
+    )
+    redis_sentinel_service: str | None = _setting(
+        None, _optional_text, "The master's name the sentinels monitor (sentinel monitor <name> …)."
+    )
+    redis_username: str | None = _setting(None, _optional_text, "ACL user of the Redis servers.")
+    redis_password: str | None = _setting(None, _optional_text, "Password of the Redis servers (a URL's own wins).")
+    redis_sentinel_password: str | None = _setting(None, _optional_text, "Password of the sentinels themselves.")
+    redis_tls: bool = _setting(False, _flag, "TLS to cluster nodes, sentinels and the master (a URL says rediss://).")
+    redis_tls_ca_file: str | None = _setting(
+        None, _optional_text, "CA certificate file to check the servers' TLS certificates against."
+    )
+    redis_wait_replicas: int | None = _setting(
+        None,
+        _wait_replicas,
+        "Replicas that must have a booking before the customer is told (WAIT); auto: 1 with Sentinel, else 0.",
+    )
+    redis_wait_timeout_ms: int = _setting(
+        250, _number(int, 1, 5000), "How long a booking waits for its replicas before answering anyway."
     )
     redis_socket_timeout: float = _setting(
         1.0, _number(float, 0.01, 30), "Seconds a Redis command may take before the tap gets the polite error."
@@ -196,6 +249,22 @@ class Settings:
     admin_password: str | None = _setting(
         None, _admin_password, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
     )
+
+    @property
+    def redis_mode(self) -> str:
+        """``cluster``, ``sentinel``, ``server`` (REDIS_URL) or ``embedded``."""
+        if self.redis_cluster_nodes or urlsplit(self.redis_url or "").scheme.endswith("+cluster"):
+            return "cluster"
+        if self.redis_sentinels:
+            return "sentinel"
+        return "server" if self.redis_url else "embedded"
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas a booking waits for (``WAIT``): auto means 1 behind Sentinel, else none."""
+        if self.redis_wait_replicas is None:
+            return 1 if self.redis_mode == "sentinel" else 0
+        return self.redis_wait_replicas
 
     @property
     def content_api(self) -> bool:
@@ -252,6 +321,38 @@ def check_consistency(settings: Settings, *, languages: frozenset[str], lenient_
             "TWILIO_AUTH_TOKEN",
             "required while signature checks are on (or set TWILIO_VALIDATE_SIGNATURE=false)",
         )
-    if settings.redis_url and settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
+    check_redis(settings)
+    if settings.redis_mode != "embedded" and settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
         raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
     return validate
+
+
+def check_redis(settings: Settings) -> None:
+    """One way to reach Redis, and the settings that go with it."""
+    chosen = [
+        key
+        for key, value in (
+            ("REDIS_URL", settings.redis_url),
+            ("REDIS_CLUSTER_NODES", settings.redis_cluster_nodes),
+            ("REDIS_SENTINELS", settings.redis_sentinels),
+        )
+        if value
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(chosen[1], f"set only one of {' and '.join(chosen)}")
+    mode = settings.redis_mode
+    if mode == "sentinel" and not settings.redis_sentinel_service:
+        raise ConfigError("REDIS_SENTINEL_SERVICE", "required with REDIS_SENTINELS (the name in 'sentinel monitor')")
+    if settings.redis_sentinel_service and mode != "sentinel":
+        raise ConfigError("REDIS_SENTINEL_SERVICE", "only used with REDIS_SENTINELS")
+    if settings.redis_tls and settings.redis_url:
+        raise ConfigError("REDIS_TLS", "with REDIS_URL, write rediss:// (rediss+cluster://) instead")
+    if settings.redis_tls_ca_file and not (settings.redis_tls or (settings.redis_url or "").startswith("rediss")):
+        raise ConfigError("REDIS_TLS_CA_FILE", "needs TLS: REDIS_TLS=true, or a rediss:// REDIS_URL")
+    if settings.redis_wait_replicas and mode == "cluster":
+        raise ConfigError("REDIS_WAIT_REPLICAS", "is not supported with REDIS_CLUSTER_NODES (set it to 0 or auto)")
+    if settings.wait_replicas and settings.redis_wait_timeout_ms >= settings.redis_socket_timeout * 1000:
+        raise ConfigError(
+            "REDIS_WAIT_TIMEOUT_MS",
+            f"must be shorter than REDIS_SOCKET_TIMEOUT ({settings.redis_socket_timeout} s), or waiting times out taps",
+        )

@@ -14,6 +14,8 @@ import logging
 
 import redis
 
+from .connections import servers
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,15 @@ def durability_problems(config: dict[str, str]) -> list[str]:
 
 
 def warn_if_not_durable(client: redis.Redis) -> list[str]:
-    """Log a WARNING per problem found; the problems, or [] when CONFIG cannot be read."""
+    """Log a WARNING per problem found (on a Redis Cluster: per master); the problems found."""
+    problems = []
+    for server in servers(client):
+        problems += _check(server)
+    return problems
+
+
+def _check(client: redis.Redis) -> list[str]:
+    """The problems of one server, or [] when CONFIG cannot be read."""
     pipe = client.pipeline(transaction=False)
     for name in ("maxmemory-policy", "maxmemory", "appendonly", "save"):
         pipe.config_get(name)

@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 
 import redis
 from flask import Flask, current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from twilio.http import HttpClient
 from twilio.rest import Client
 
@@ -25,6 +23,7 @@ from .channels import TwimlChannel
 from .channels.content import ContentChannel
 from .channels.twilio import build_client
 from .config import Settings
+from .connections import connect
 from .durability import warn_if_not_durable
 from .engine import Conversation
 from .flows import build_registry
@@ -67,25 +66,13 @@ def utc_now() -> datetime:
 
 
 def build_redis(settings: Settings) -> tuple[redis.Redis, bool]:
-    """The configured Redis, or an embedded fakeredis server when REDIS_URL is unset.
-
-    A refused or reset connection is retried once at once (a restarted Redis leaves dead
-    pooled connections behind); a timeout is never retried, so a tap never waits longer
-    than the socket timeout.
-    """
-    if settings.redis_url is None:
+    """The configured Redis (one server, a Cluster or Sentinel: :func:`bot.connections.connect`),
+    or an embedded fakeredis server when none is configured."""
+    if settings.redis_mode == "embedded":
         import fakeredis
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True), True
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=settings.redis_socket_timeout,
-        socket_connect_timeout=settings.redis_connect_timeout,
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        health_check_interval=0,
-    )
-    return client, False
+    return connect(settings), False  # type: ignore[return-value]  # a Cluster answers the same commands
 
 
 def build_services(

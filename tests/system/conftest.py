@@ -17,7 +17,7 @@ import redis
 
 from ..conftest import need_redis_server
 from ..redis_server import RedisServer, free_port
-from .harness import Gunicorn, Report, Twilio, app_environment
+from .harness import Gunicorn, Report, Twilio, app_environment, collect_figures
 
 REPORT = pytest.StashKey[Report]()
 REPORT_FILE = pytest.StashKey[Path]()
@@ -25,24 +25,14 @@ REPORT_FILE = pytest.StashKey[Path]()
 
 @pytest.fixture(scope="session")
 def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    report = Report()
-    request.config.stash[REPORT] = report
-    yield report
-    path = tmp_path_factory.getbasetemp() / "system-report.txt"
-    path.write_text("\n".join(report.lines()) + "\n")
-    request.config.stash[REPORT_FILE] = path
+    saved_to = tmp_path_factory.getbasetemp() / "system-report.txt"
+    yield from collect_figures(request.config, saved_to, REPORT, REPORT_FILE)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     report = config.stash.get(REPORT, None)
-    if report is None:
-        return
-    terminalreporter.section("tapbook system suite: figures")
-    for line in report.lines():
-        terminalreporter.write_line(line)
-    path = config.stash.get(REPORT_FILE, None)
-    if path is not None:
-        terminalreporter.write_line(f"(saved to {path})")
+    if report is not None:
+        report.show(terminalreporter, "tapbook system suite: figures", config.stash.get(REPORT_FILE, None))
 
 
 @pytest.fixture(scope="session")

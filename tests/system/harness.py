@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +74,14 @@ class Report:
     def finish(self) -> None:
         self.finished = time.monotonic()
 
+    def show(self, terminalreporter: Any, title: str, saved_to: Path | None) -> None:
+        """Print the figures at the end of the run (from a ``pytest_terminal_summary`` hook)."""
+        terminalreporter.section(title)
+        for line in self.lines():
+            terminalreporter.write_line(line)
+        if saved_to is not None:
+            terminalreporter.write_line(f"(saved to {saved_to})")
+
     def lines(self) -> list[str]:
         wall = (self.finished or time.monotonic()) - self.started
         lines = [
@@ -84,6 +92,16 @@ class Report:
         for name, figures in self.scenarios.items():
             lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
         return lines
+
+
+def collect_figures(config: Any, saved_to: Path, key: Any, file_key: Any) -> Iterator[Report]:
+    """A session fixture's body: one Report for the run, kept in ``config.stash[key]`` for the summary
+    hook and saved to ``saved_to`` at the end."""
+    report = Report()
+    config.stash[key] = report
+    yield report
+    saved_to.write_text("\n".join(report.lines()) + "\n")
+    config.stash[file_key] = saved_to
 
 
 # -- the app under gunicorn --------------------------------------------------------------------

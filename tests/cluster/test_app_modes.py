@@ -1,0 +1,82 @@
+"""The app built on a Redis Cluster: readiness, the durability check on every master, a booking."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+
+from bot import create_app, get_services
+from bot.connections import Cluster as ClusterClient
+from bot.errors import ConfigError
+
+from ..bookings import book
+from ..conftest import TOKEN, app_config
+from ..content_phone import ContentCustomer, content_config, synced_worker
+from ..redis_server import free_port
+from ..test_commands import legacy_sessions
+from ..test_outbox import status_callback
+from ..twilio_fake import FakeTwilio
+from ..whatsapp import WhatsApp
+from .servers import Cluster
+
+
+def test_the_app_on_a_cluster(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    cluster.flush()
+    risky = redis.Redis(port=cluster.nodes[1].port)
+    risky.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.durability"):
+            app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    finally:
+        risky.config_set("maxmemory-policy", "noeviction")
+        risky.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.durability"]
+    assert len(warnings) == 1 and "maxmemory-policy is allkeys-lru" in warnings[0]  # found on the one master
+    services = get_services(app)
+    assert isinstance(services.redis, ClusterClient) and not services.embedded
+
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["redis"] == "ok"
+    ref = book(WhatsApp(app.test_client(), TOKEN))
+    assert services.redis.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    services.redis.close()
+
+
+def test_a_cluster_that_does_not_answer_stops_start_up_with_one_line() -> None:
+
+
+    with pytest.raises(ConfigError) as caught:
+        create_app(app_config(REDIS_CLUSTER_NODES=f"127.0.0.1:{free_port()}"))
+    assert caught.value.setting == "REDIS_CLUSTER_NODES" and "\n" not in str(caught.value)
+
+
+def test_maintenance_on_a_cluster_loads_its_script_on_every_master(cluster: Cluster) -> None:
+    cluster.flush()
+    app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    db = get_services(app).redis
+    db.script_flush()  # masters that never saw the script, as after a restart or a failover
+    phones = legacy_sessions(db, 30)  # spread over the masters
+    result = app.test_cli_runner().invoke(args=["sessions", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert "Upgraded 30 of 30 session(s)" in result.output
+    assert all(db.hget(f"tapbook:session:{{{phone}}}", "v") for phone in phones)
+    assert "30 current, 0 pending migration" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
+    db.close()
+
+
+def test_content_api_mode_on_a_cluster(cluster: Cluster) -> None:
+    """The outbox on a cluster: the commit appends and rings, the worker leases, sends and settles."""
+    cluster.flush()
+    fake = FakeTwilio()
+    app = create_app(content_config(fake, REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    bea = ContentCustomer(app, fake, synced_worker(app), phone="+34600333444")
+    services = bea.pick(bea.send("hi"), "Book")
+    assert "Haircut" in services.options
+    message = fake.accepted[-1]
+    assert status_callback(app, message["StatusCallback"], message["sid"], "delivered") == 204
+    outbox = get_services(app).outbox
+    assert outbox.depth() == 0 and outbox.pending(bea.wa.phone) == 0
+    assert outbox.status(message["sid"])["status"] == "delivered"
+    get_services(app).redis.close()

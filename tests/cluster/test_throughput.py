@@ -1,0 +1,71 @@
+"""Taps per second: one instance on one Redis, one and two instances on the 3-master cluster.
+
+A small, bounded load (the same conversations, a fixed number of client threads) and numbers
+in the figures, never a timed assertion: this machine's cores are shared, so the figures say
+what the cluster costs per tap more than how far it scales.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..redis_server import RedisServer
+from ..system.harness import POLITE, Gunicorn, Report, Twilio, customers, in_parallel
+from ..system.test_retry_storm import SCRIPT
+from .conftest import Balancer, start_instances
+from .servers import Cluster
+
+CUSTOMERS = 40
+THREADS = 8
+TAPS = SCRIPT[:5]  # hi, Book, Group class, a day, a time (a hold): every kind of read and write but a booking
+
+
+@pytest.fixture
+def single(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """One instance on one redis-server (as durable as the cluster's nodes)."""
+    server = RedisServer(tmp_path / "redis", "--appendonly", "yes")
+    server.start()
+    try:
+        (instance,) = start_instances(1, tmp_path_factory, REDIS_URL=server.url)
+        yield instance
+        instance.stop()
+    finally:
+        server.stop()
+
+
+def measure(twilio: Twilio | Balancer, area: str) -> tuple[float, float]:
+    """Taps per second and the median tap (ms) of CUSTOMERS conversations on THREADS threads."""
+    people = customers(twilio, CUSTOMERS, area=area)  # type: ignore[arg-type]
+    in_parallel(people[:THREADS], lambda person: person.send("hi"), threads=THREADS)  # warm the connections
+    started = time.monotonic()
+    replies = in_parallel(people, lambda person: [person.send(text) for text in TAPS], threads=THREADS)
+    wall = time.monotonic() - started
+    flat = [reply for conversation in replies for reply in conversation]
+    assert {reply.status for reply in flat} == {200} and not [r for r in flat if r.text == POLITE]
+    return len(flat) / wall, statistics.median(reply.ms for reply in flat)
+
+
+def test_taps_per_second(
+    single: Gunicorn, cluster: Cluster, cluster_instances: list[Gunicorn], deployments_report: Report
+) -> None:
+    report = deployments_report
+    cluster.flush()
+    runs = {
+        "one instance, one Redis": Twilio(single, report),
+        "one instance, cluster": Balancer(cluster_instances[:1], report),
+        "two instances, cluster": Balancer(cluster_instances, report),
+    }
+    figures = {}
+    for area, (name, twilio) in enumerate(runs.items(), start=3):
+        rate, median = measure(twilio, str(area))
+        figures[name] = f"{rate:.0f} taps/s (median {median:.1f} ms)"
+    report.scenario(
+        f"throughput ({CUSTOMERS} conversations of {len(TAPS)} taps, {THREADS} client threads, "
+        f"{len(cluster_instances[0].workers())} gunicorn workers per instance)",
+        **figures,
+    )

@@ -1,0 +1,136 @@
+"""Every script and every MULTI transaction the app runs keeps its keys in one Redis Cluster slot.
+
+Redis Cluster runs a script or a transaction only when all its keys hash to one slot. This
+test finds the app's scripts and transactions generically, so a new one is covered without
+editing it: it records every ``register_script`` while the app is built, and every
+``EVAL``/``EVALSHA`` and ``MULTI`` pipeline redis-py sends (directly or pipelined) while the
+whole product runs against a real redis-server: a booking, a move, my bookings, a cancel
+(TwiML), a conversation in Content API mode through the outbox worker, a status callback,
+a cancel by the business, and ``sessions migrate``. Then every recorded call must name at
+least one key and all its keys must share a slot (the real server says which arguments are
+keys, ``COMMAND GETKEYS``), and every script registered at start-up must have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from bot import create_app, get_services
+
+from .bookings import book, cancel, reschedule
+from .conftest import TOKEN, Clock, app_config
+from .content_phone import ContentCustomer, content_config, synced_worker
+from .redis_server import RedisServer
+from .test_commands import legacy_sessions
+from .test_outbox import status_callback
+from .twilio_fake import FakeTwilio
+from .whatsapp import WhatsApp
+
+SCRIPT_COMMANDS = {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}
+
+
+@dataclass
+class Recorder:
+    """What the app asked of Redis: scripts registered, script calls and transactions sent."""
+
+    on: bool = False
+    registered: dict[str, str] = field(default_factory=dict)  # sha -> first line of the script
+    scripts: list[tuple[str, ...]] = field(default_factory=list)  # EVALSHA/EVAL argument tuples
+    transactions: list[list[tuple[Any, ...]]] = field(default_factory=list)
+
+    def command(self, args: tuple[Any, ...]) -> None:
+        if self.on and str(args[0]).upper() in SCRIPT_COMMANDS:
+            self.scripts.append(tuple(str(a) for a in args))
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    """Watches redis-py's client methods; every command still goes to the real server."""
+    rec = Recorder()
+    register, execute, pipeline_execute = (
+        redis.Redis.register_script,
+        redis.Redis.execute_command,
+        redis.client.Pipeline.execute,
+    )
+
+    def recording_register(self: redis.Redis, script: str) -> Any:
+        registered = register(self, script)
+        if rec.on:
+            rec.registered[registered.sha] = script.strip().splitlines()[0]
+        return registered
+
+    def recording_execute(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        rec.command(args)
+        return execute(self, *args, **options)
+
+    def recording_pipeline_execute(self: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+        for args, _ in self.command_stack:
+            rec.command(args)
+        if rec.on and (self.transaction or self.explicit_transaction) and self.command_stack:
+            rec.transactions.append([args for args, _ in self.command_stack])
+        return pipeline_execute(self, raise_on_error)
+
+    monkeypatch.setattr(redis.Redis, "register_script", recording_register)
+    monkeypatch.setattr(redis.Redis, "execute_command", recording_execute)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", recording_pipeline_execute)
+    yield rec
+    rec.on = False
+
+
+def run_the_product(server: RedisServer, rec: Recorder) -> None:
+    """Every path that writes: bookings in TwiML mode, then the outbox in Content API mode."""
+    clock = Clock()
+    fake = FakeTwilio()
+    rec.on = True
+    apps = [create_app(app_config(REDIS_URL=server.url, CLOCK=clock))]
+    apps.append(create_app(content_config(fake, REDIS_URL=server.url, CLOCK=clock)))
+    plain, content = apps
+    ana = WhatsApp(plain.test_client(), TOKEN, phone="+34600111222", name="Ana")
+    book(ana, at="12:00")
+    reschedule(ana, "Wed 14 Jan 12:00", "Thu 15 Jan", "10:00")
+    cancel(ana, "Thu 15 Jan 10:00")
+    kept = book(ana, day="Sat 17 Jan", at="10:00")
+
+    bea = ContentCustomer(content, fake, synced_worker(content), phone="+34600333444")
+    bea.pick(bea.send("hi"), "Book")
+    message = fake.accepted[-1]
+    assert status_callback(content, message["StatusCallback"], message["sid"], "delivered") == 204
+    assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
+    legacy_sessions(get_services(content).redis, 1)  # something for the migration to upgrade
+    assert content.test_cli_runner().invoke(args=["sessions", "migrate"]).exit_code == 0
+    rec.on = False
+    for app in apps:
+        get_services(app).redis.close()
+
+
+def slots(keys: list[str]) -> set[int]:
+    return {key_slot(key.encode()) for key in keys}
+
+
+def test_every_script_and_transaction_keeps_its_keys_in_one_slot(redis_server: RedisServer, recorder: Recorder) -> None:
+    db = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    db.flushdb()
+    run_the_product(redis_server, recorder)
+
+    assert recorder.registered and recorder.scripts and recorder.transactions  # the recording works
+    ran = set()
+    for args in recorder.scripts:
+        command, sha_or_body, numkeys = args[0].upper(), args[1], int(args[2])
+        keys = list(args[3 : 3 + numkeys])
+        name = recorder.registered.get(sha_or_body, sha_or_body[:60])
+        assert keys, f"{command} of {name!r} names no key: Redis Cluster would run it on any node"
+        assert len(slots(keys)) == 1, f"{command} of {name!r} spans slots: {keys}"
+        ran.add(sha_or_body)
+    never_ran = {sha: name for sha, name in recorder.registered.items() if sha not in ran}
+    assert not never_ran, f"scripts registered but not exercised here (extend run_the_product): {never_ran}"
+
+    for commands in recorder.transactions:
+        keys = [str(key) for args in commands for key in db.command_getkeys(*args)]
+        assert keys and len(slots(keys)) == 1, f"a MULTI transaction spans slots: {commands}"
+    db.close()
