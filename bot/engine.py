@@ -16,7 +16,6 @@ from datetime import datetime
 from functools import partial
 
 import redis
-from twilio.twiml.messaging_response import MessagingResponse
 
 from .booking.desk import BookingDesk, ReadAhead
 from .buttons import Button, without_turn
@@ -27,7 +26,7 @@ from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
 from .outbox import epoch_ms
-from .replies import render_text_only
+from .replies import EMPTY_TWIML, render_text_only
 from .sessions import Session, migrate
 from .stats import Stats
 from .store import CommitStatus, SessionStore
@@ -38,8 +37,6 @@ log = logging.getLogger(__name__)
 TROUBLE = N_("Sorry, we're having trouble right now. Please try again in a minute.")
 BUSY = N_("Sorry, that was a lot at once. Please try again.")
 RESTARTED = N_("Sorry, we had to start our conversation again.")
-#: the answer to a retry whose reply is no longer kept: it was answered once, nothing more to send
-ANSWERED = str(MessagingResponse())
 
 
 @dataclass(frozen=True)
@@ -95,8 +92,8 @@ class Conversation:
                 round_trips += 1
                 if snapshot.prior_reply is not None:
                     return TurnResult(snapshot.prior_reply, "duplicate", "", round_trips, attempt)
-                if snapshot.answered:
-                    return TurnResult(ANSWERED, "duplicate", "", round_trips, attempt)
+                if snapshot.answered:  # a late retry whose reply record lapsed: answered once, send nothing
+                    return TurnResult(EMPTY_TWIML, "duplicate", "", round_trips, attempt)
                 if ahead:
                     self.desk.take_read_ahead(ahead, snapshot.also)
                 data, migrated = migrate(snapshot.session, self.default_language)
@@ -130,7 +127,7 @@ class Conversation:
                         log.info("migrated session of %s to the current layout", mask_phone(message.phone))
                     return TurnResult(body, outcome, handler, round_trips, attempt)
                 if result.status is CommitStatus.DUPLICATE:
-                    return TurnResult(result.prior_reply or ANSWERED, "duplicate", "", round_trips, attempt)
+                    return TurnResult(result.prior_reply or EMPTY_TWIML, "duplicate", "", round_trips, attempt)
                 self.stats.incr("conflicts")
                 self.pause(random.uniform(0, min(0.02, 0.001 * 2**attempt)))
         except redis.RedisError as exc:

@@ -9,6 +9,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from .buttons import Button
 
+#: a TwiML answer that sends nothing (the reply left another way, or was already sent)
+EMPTY_TWIML = str(MessagingResponse())
+
 MAX_OPTIONS = 10  # WhatsApp's list-picker limit
 
 

@@ -23,9 +23,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from twilio.twiml.messaging_response import MessagingResponse
-
 from ..i18n import N_, Translator
+from ..replies import EMPTY_TWIML
 from . import Outgoing, Rendered
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,6 @@ VERSION = 1
 CHOOSE = N_("Choose")
 #: an item's description: the typed alternative to tapping it
 OR_TYPE = N_("or type {number}")
-
-EMPTY_RESPONSE = str(MessagingResponse())
 
 
 @dataclass(frozen=True)
@@ -158,4 +155,4 @@ class ContentChannel:
 
     def render(self, reply: Outgoing, t: Translator) -> Rendered:
         message = content_message(reply, t)
-        return Rendered(EMPTY_RESPONSE, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        return Rendered(EMPTY_TWIML, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
