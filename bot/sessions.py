@@ -3,9 +3,10 @@
 The code names a session's fields in words (``step``, ``language``, ``hold``…); the stored hash
 names each with one letter (:data:`NAMES`), because every byte of an active session counts (see
 the README's Benchmark). Fields: ``r`` write counter (``rev``, optimistic versioning), ``l``
-language (left out when it is ``DEFAULT_LANGUAGE``), ``s`` step, ``o`` the button IDs offered by
-the last reply (see below), ``t`` the turn code those IDs carry, ``n`` the messages answered
-(``seen``, see ``bot.store``); flows add their own. Fields this release does not know are kept as
+language (left out when it is ``DEFAULT_LANGUAGE``), ``s`` step (a built-in one as a one-letter
+code, :data:`STEP_CODES`), ``o`` the button IDs offered by the last reply (see below), ``t`` the
+turn code those IDs carry, ``n`` the messages answered (``seen``, see ``bot.store``); flows add
+their own. Fields this release does not know are kept as
 they are. Layout 3 (this one) is the hash that has ``r`` and no ``v``; older layouts carry their
 number in ``v`` (none at all: the seed service's); a later layout would write ``v`` again.
 
@@ -53,6 +54,22 @@ NAMES = {
     "prev": "b",
 }
 REV, SEEN = NAMES["rev"], NAMES["seen"]
+#: the stored code of each built-in step (in ``step`` and ``prev``); other step names are stored as
+#: they are, so a step may not be named like a code (``Registry.step`` refuses it)
+STEP_CODES = {
+    "menu": "M",
+    "services": "S",
+    "dates": "D",
+    "times": "T",
+    "summary": "Y",
+    "alternatives": "A",
+    "language": "L",
+    "bookings": "B",
+    "booking": "K",
+    "cancel": "C",
+}
+_STEP_NAMES = {code: name for name, code in STEP_CODES.items()}
+_STEP_FIELDS = frozenset({"step", "prev"})
 
 Migration = Callable[[dict[str, str], str], dict[str, str]]
 
@@ -79,7 +96,8 @@ def _v2_to_v3(data: dict[str, str], default_language: str) -> dict[str, str]:
     upgraded = {name: value for name, value in data.items() if not _is_chunk(name, _v2_chunk)}
     for word, letter in NAMES.items():
         if word in upgraded:
-            upgraded[letter] = upgraded.pop(word)
+            value = upgraded.pop(word)
+            upgraded[letter] = STEP_CODES.get(value, value) if word in _STEP_FIELDS else value
     upgraded.pop("v", None)
     if SEEN in upgraded:
         upgraded[SEEN] = " ".join(seen_id(old) for old in upgraded[SEEN].split())
@@ -268,13 +286,14 @@ class Session:
         self._data = dict(data)
 
     def get(self, name: str, default: str = "") -> str:
-        return self._data.get(NAMES.get(name, name), default)
+        value = self._data.get(NAMES.get(name, name), default)
+        return _STEP_NAMES.get(value, value) if name in _STEP_FIELDS else value
 
     def set(self, name: str, value: str | None) -> None:
         if value is None:
             self._data.pop(NAMES.get(name, name), None)
         else:
-            self._data[NAMES.get(name, name)] = value
+            self._data[NAMES.get(name, name)] = STEP_CODES.get(value, value) if name in _STEP_FIELDS else value
 
     @property
     def step(self) -> str:

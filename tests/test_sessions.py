@@ -10,6 +10,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.dispatch import Registry
 from bot.sessions import CURRENT_VERSION, Session, migrate, stored_version
 
 from .concurrency import run_together
@@ -32,6 +33,7 @@ def test_one_hash_per_phone_with_version_language_and_step(wa: WhatsApp, db: red
     assert Session(session).step == "menu"
     assert Session(session).offered == ["nav1.1:book", "nav1.1:bookings", "nav1.1:language"]
     assert session["o"] == "nav1:book 9ings 5language"  # compact: see bot.sessions
+    assert session["s"] == "M"  # a built-in step's code
     assert sorted(session) == ["n", "o", "r", "s", "t"]  # one-letter names: every byte counts
     assert 1790 <= db.ttl(SESSION) <= 1800
 
@@ -265,6 +267,7 @@ def test_a_version_2_session_is_upgraded_keeping_every_field() -> None:
     assert session.offered == [*times, "page1.1k:more:1"]
     assert data["n"] == "4vPrz 0 bTVA9"  # the same 28 bits of each MessageSid, in base 62
     assert "v" not in data and not {"rev", "seen", "opts", "opts2", "step"} & set(data)
+    assert (data["s"], data["b"]) == ("Y", "T")  # summary, times
     assert all(len(value) <= 64 for value in session.fields().values())
     assert Session(migrate(dict(V2_SUMMARY), "es")[0]).language == ""  # the default is not stored
 
@@ -281,3 +284,9 @@ def test_a_version_2_session_still_knows_its_answered_messages(wa: WhatsApp, db:
     after = Session(db.hgetall(SESSION))
     assert (stored_version(db.hgetall(SESSION)), after.rev, after.step) == (CURRENT_VERSION, "6", "language")
     assert wa.post(form).text == ""  # still recognised in the new layout
+
+
+def test_a_step_cannot_be_named_like_a_stored_step_code() -> None:
+    registry = Registry("menu")
+    with pytest.raises(ValueError, match="built-in step"):
+        registry.step("M")(lambda turn: None)  # type: ignore[arg-type,return-value]
