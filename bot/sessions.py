@@ -17,7 +17,8 @@ after the first is coded against the one before, whichever is shorter: front-cod
 digit: how many leading characters it shares, then the rest) or, when only its trailing number
 grew, ``+`` and the increase in base 36 (a bare ``+``: the same increase as the last one). The list
 is cut into ``o``, ``o2``, ``o3``… of at most 64 characters each. ``day1.3:cut:20260114
-day1.3:cut:20260115 day1.3:cut:20260116`` is stored as ``day1:cut:20260114 +1 +``.
+day1.3:cut:20260115`` is stored as ``day1:cut:20260114 g5``, ``day1.3:cut:20260109
+day1.3:cut:20260110 day1.3:cut:20260111`` as ``day1:cut:20260109 +1 +``.
 """
 
 from __future__ import annotations
@@ -133,13 +134,17 @@ def _is_chunk(name: str, chunk: Callable[[int], str]) -> bool:
     return name == chunk(0) or (name.startswith(chunk(0)) and name[len(chunk(0)) :].isdigit())
 
 
-def _base36(value: int) -> str:
+def _in_base(value: int, alphabet: str) -> str:
     digits = ""
     while True:
-        value, digit = divmod(value, 36)
-        digits = _DIGITS[digit] + digits
+        value, digit = divmod(value, len(alphabet))
+        digits = alphabet[digit] + digits
         if not value:
             return digits
+
+
+def _base36(value: int) -> str:
+    return _in_base(value, _DIGITS)
 
 
 def _front_code(ids: list[str]) -> list[str]:
@@ -250,14 +255,7 @@ def seen_id(last7: str) -> str:
         value = int(last7, 16)
     except ValueError:
         return last7
-    if len(last7) != 7 or not last7.isalnum():
-        return last7
-    digits = ""
-    while True:
-        value, digit = divmod(value, 62)
-        digits = _BASE62[digit] + digits
-        if not value:
-            return digits
+    return _in_base(value, _BASE62) if len(last7) == 7 and last7.isalnum() else last7
 
 
 def stored_seen(data: dict[str, str]) -> list[str]:
