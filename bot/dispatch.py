@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from .buttons import Button
 from .i18n import Catalogs, normalize
 from .replies import Reply
+from .sessions import STEP_CODES
 
 if TYPE_CHECKING:
     from .booking.desk import BookingDesk, ReadAhead
@@ -69,6 +70,8 @@ class Registry:
         def register(render: Render) -> Render:
             if name in self._steps:
                 raise ValueError(f"step {name!r} registered twice")
+            if name in STEP_CODES.values():
+                raise ValueError(f"step {name!r} would be read back as a built-in step (bot.sessions.STEP_CODES)")
             self._steps[name] = render
             if back is not None:
                 self._back[name] = back

@@ -97,10 +97,11 @@ class Conversation:
                 if ahead:
                     self.desk.take_read_ahead(ahead, snapshot.also)
                 data, migrated = migrate(snapshot.session, self.default_language)
-                language = self._language(lang_param, snapshot.profile_language, data)
+                session = Session(data)
+                language = self._language(lang_param, snapshot.profile_language, session.language)
                 turn = Turn(
                     message=message,
-                    session=Session(data),
+                    session=session,
                     t=self.catalogs.get(language),
                     catalogs=self.catalogs,
                     flows=self.flows,
@@ -149,9 +150,9 @@ class Conversation:
             return None
         return self.flows.plan_reads(button, self.desk, now)
 
-    def _language(self, lang_param: str | None, profile: str | None, data: dict[str, str]) -> str:
+    def _language(self, lang_param: str | None, profile: str | None, session: str) -> str:
         """``?lang`` → the customer's choice → the session's language → the default."""
-        for candidate in (lang_param, profile, data.get("language")):
+        for candidate in (lang_param, profile, session):
             code = self.catalogs.pick(candidate)
             if code:
                 return code
@@ -172,7 +173,7 @@ class Conversation:
                 action = self.flows.start_button
             handler, reply, unmatched = self.flows.dispatch(turn, action)
             outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"
-        session.language = turn.t.code
+        session.language = "" if turn.t.code == self.default_language else turn.t.code  # the default: not stored
         if [b.pack() for b in reply.options] != [without_turn(p) for p in session.offered]:
             session.next_turn()  # new options: buttons of earlier messages stop working
         session.offered = [button.pack(session.turn) for button in reply.options]

@@ -17,28 +17,22 @@ from dataclasses import dataclass, field
 
 import redis
 
-from .sessions import CURRENT_VERSION, Session, migrate
+from .sessions import CURRENT_VERSION, Session, migrate, stored_rev, stored_version
 from .store import SessionStore
 
 BATCH = 500
 
-# KEYS: session.  ARGV: expected rev, then field/value pairs.  1 = upgraded, 0 = changed or gone meanwhile
+# KEYS: session.  ARGV: expected rev (``r``, or ``rev`` in older layouts), then field/value pairs.
+# 1 = upgraded, 0 = changed or gone meanwhile
 _UPGRADE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], 'r') or redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return 0 end
 local ttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
-
-
-def version(data: dict[str, str]) -> int:
-    try:
-        return int(data.get("v", "0"))
-    except ValueError:
-        return 0
 
 
 def scan_sessions(store: SessionStore, *, batch: int = BATCH) -> Iterator[list[tuple[str, dict[str, str]]]]:
@@ -73,14 +67,18 @@ class SessionStats:
         return self.total - self.current
 
 
-def session_stats(store: SessionStore, progress: Callable[[int], None] = lambda n: None) -> SessionStats:
+def session_stats(
+    store: SessionStore, default_language: str, progress: Callable[[int], None] = lambda n: None
+) -> SessionStats:
+    """Sessions by step and language (a session without one speaks ``default_language``), and by layout."""
     stats = SessionStats()
     for sessions in scan_sessions(store):
         for _, data in sessions:
             stats.total += 1
-            stats.steps[data.get("step") or "(new)"] += 1
-            stats.languages[data.get("language") or "(none)"] += 1
-            stats.current += version(data) >= CURRENT_VERSION
+            session = Session(migrate(dict(data), default_language)[0])
+            stats.steps[session.step or "(new)"] += 1
+            stats.languages[session.language or default_language] += 1
+            stats.current += stored_version(data) >= CURRENT_VERSION
         progress(len(sessions))
     return stats
 
@@ -109,7 +107,7 @@ def migrate_sessions(
                 report.already_current += 1
                 continue
             fields = Session(upgraded).fields()
-            upgrade(keys=[key], args=[data.get("rev", ""), *(x for pair in fields.items() for x in pair)], client=pipe)
+            upgrade(keys=[key], args=[stored_rev(data), *(x for pair in fields.items() for x in pair)], client=pipe)
             queued += 1
         results = pipe.execute() if queued else []
         report.upgraded += sum(results)

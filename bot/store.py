@@ -9,7 +9,9 @@ Keys (one hash tag per phone, so a turn's keys share a Redis Cluster slot)::
 A tap is :meth:`SessionStore.load` (one pipelined read) then :meth:`SessionStore.commit`
 (one Lua script). The script claims the MessageSid (``SET NX`` semantics: a message
 already answered returns the first reply and writes nothing) and saves the session only
-if its ``rev`` is still the one loaded (optimistic versioning), all atomically. With the
+if its ``rev`` is still the one loaded (optimistic versioning), all atomically. (The script
+reads ``r`` and ``n``, the stored names of ``rev`` and ``seen``, or in a session of an older
+layout, not yet rewritten, ``rev`` and ``seen``: see :mod:`bot.sessions`.) With the
 Content API on, the same script appends the reply to the phone's outbox stream and stamps
 the phone's last inbound time (see :mod:`bot.outbox`), and the doorbell rides in the same
 round trip.
@@ -31,22 +33,25 @@ import redis
 from redis.exceptions import NoScriptError
 
 from .outbox import OutboxKeys
+from .sessions import SEEN, seen_id, stored_seen
 
 # KEYS: message record, session, profile, outbox stream, last-inbound stamp
 # ARGV: reply, expected rev, session ttl ms, reply ttl ms, profile language, profile ttl ms,
-#       outbound message, last inbound ms, its ttl ms, this message's short id,
+#       outbound message, last inbound ms, its ttl ms, this message's short id (and as layout 2 kept it),
 #       then the session's field/value pairs
 _COMMIT = """
 local prior = redis.call('GET', KEYS[1])
 if prior then return {'duplicate', prior} end
-local state = redis.call('HMGET', KEYS[2], 'rev', 'seen')
-if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. ARGV[10] .. ' ', 1, true) then
+local state = redis.call('HMGET', KEYS[2], 'r', 'n', 'rev', 'seen')
+local seen, id = state[2], ARGV[10]
+if not seen then seen, id = state[4] or '', ARGV[11] end
+if string.find(' ' .. seen .. ' ', ' ' .. id .. ' ', 1, true) then
   return {'duplicate', ''}
 end
-local rev = state[1] or ''
+local rev = state[1] or state[3] or ''
 if rev ~= ARGV[2] then return {'conflict', rev} end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 11))
+redis.call('HSET', KEYS[2], unpack(ARGV, 12))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 if ARGV[5] ~= '' then
@@ -59,13 +64,14 @@ return {'ok', ''}
 """
 
 #: how many recent messages the session remembers as answered (``seen``)
-SEEN = 3
+SEEN_COUNT = 3
 
 
 def short_id(message_sid: str) -> str:
-    """What ``seen`` keeps of a MessageSid: its last 7 hex digits. A new message mistaken for one of
-    the last 3 (and so ignored) happens once in about 90 million; every byte of a session counts."""
-    return message_sid[-7:]
+    """What ``seen`` keeps of a MessageSid: its last 7 hex digits (28 bits), in base 62. A new message
+    mistaken for one of the last 3 (and so ignored) happens once in about 90 million; every byte of a
+    session counts."""
+    return seen_id(message_sid[-7:])
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class TurnKeys:
     seen: str = ""
     #: the message's :func:`short_id`, as the session's ``seen`` field keeps it
     seen_as: str = ""
+    #: the same as a session of layout 2 or older kept it (its last 7 characters)
+    seen_as_before: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class SessionStore:
             outbox=self.outbox_keys.stream(phone),
             seen=self.outbox_keys.seen(phone),
             seen_as=short_id(message_sid),
+            seen_as_before=message_sid[-7:],
         )
 
     def load(self, keys: TurnKeys, also: Callable[[redis.client.Pipeline], None] | None = None) -> Snapshot:
@@ -150,7 +159,7 @@ class SessionStore:
         if also is not None:
             also(pipe)
         prior, session, language, *extra = pipe.execute()
-        answered = prior is None and keys.seen_as in session.get("seen", "").split()
+        answered = prior is None and (keys.seen_as if SEEN in session else keys.seen_as_before) in stored_seen(session)
         return Snapshot(prior, session, language, answered, extra)
 
     def commit(
@@ -183,9 +192,10 @@ class SessionStore:
             "" if seen_ms is None else str(seen_ms),
             self._seen_ttl_ms,
             keys.seen_as,
+            keys.seen_as_before,
         ]
-        seen = [keys.seen_as, *fields.get("seen", "").split()][:SEEN]
-        for name, value in {**fields, "seen": " ".join(seen)}.items():
+        seen = [keys.seen_as, *fields.get(SEEN, "").split()][:SEEN_COUNT]
+        for name, value in {**fields, SEEN: " ".join(seen)}.items():
             args += (name, value)
         script_keys = [keys.message, keys.session, keys.profile, keys.outbox, keys.seen]
         if outbound:

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.sessions import Session
 
 from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
@@ -83,4 +84,4 @@ def test_a_hung_server_costs_a_tap_no_more_than_the_socket_timeout(
     assert elapsed < 1.5  # one 0.3 s socket timeout, never retried
     assert wa.send("3").text.startswith("Which language would you like?")
     db = get_services(real_app).redis
-    assert db.hget(SESSION, "step") == "language"
+    assert Session(db.hgetall(SESSION)).step == "language"

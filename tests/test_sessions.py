@@ -10,7 +10,8 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
-from bot.sessions import CURRENT_VERSION, Session
+from bot.dispatch import Registry
+from bot.sessions import CURRENT_VERSION, Session, migrate, stored_version
 
 from .concurrency import run_together
 from .conftest import TOKEN, app_config
@@ -20,14 +21,20 @@ SESSION = "tapbook:session:{+34600111222}"
 PROFILE = "tapbook:profile:{+34600111222}"
 
 
+def stored(db: redis.Redis) -> Session:
+    return Session(db.hgetall(SESSION))
+
+
 def test_one_hash_per_phone_with_version_language_and_step(wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
     session = db.hgetall(SESSION)
-    assert session["v"] == str(CURRENT_VERSION)
-    assert session["language"] == "en"
-    assert session["step"] == "menu"
+    assert stored_version(session) == CURRENT_VERSION
+    assert Session(session).language == ""  # DEFAULT_LANGUAGE: not stored
+    assert Session(session).step == "menu"
     assert Session(session).offered == ["nav1.1:book", "nav1.1:bookings", "nav1.1:language"]
-    assert session["opts"] == "nav1:book 9ings 5language"  # compact: see bot.sessions
+    assert session["o"] == "nav1:book 9ings 5language"  # compact: see bot.sessions
+    assert session["s"] == "M"  # a built-in step's code
+    assert sorted(session) == ["n", "o", "r", "s", "t"]  # one-letter names: every byte counts
     assert 1790 <= db.ttl(SESSION) <= 1800
 
 
@@ -90,7 +97,7 @@ def test_concurrent_duplicates_change_state_once(app: Flask, db: redis.Redis) ->
     form = wa.form("2")  # pick Español, delivered 8 times at once
     answers = run_together(8, lambda i: WhatsApp(app.test_client(), TOKEN).post(form))
     assert len({a.body for a in answers}) == 1
-    assert db.hget(SESSION, "rev") == "3"
+    assert stored(db).rev == "3"
     assert db.hget(PROFILE, "language") == "es"
 
 
@@ -107,7 +114,7 @@ def test_concurrent_taps_from_one_phone_lose_no_update(redis_server: Any) -> Non
     statuses = run_together(threads, customer)
     assert all(s == 200 for batch in statuses for s in batch)
     db = get_services(app).redis
-    assert db.hget(SESSION, "rev") == str(threads * taps_per_thread)
+    assert Session(db.hgetall(SESSION)).rev == str(threads * taps_per_thread)
     assert len(db.keys("tapbook:msg:*")) == threads * taps_per_thread
     stats = get_services(app).stats
     assert stats.get("taps.ok") == threads * taps_per_thread
@@ -118,7 +125,7 @@ def test_concurrent_taps_from_one_phone_lose_no_update(redis_server: Any) -> Non
 def test_language_param_wins_and_is_stored_in_the_session(wa: WhatsApp, db: redis.Redis) -> None:
     answer = wa.send("hi", path="/webhook?lang=es")
     assert answer.text.startswith("¡Hola, Ana! 👋")
-    assert db.hget(SESSION, "language") == "es"
+    assert stored(db).language == "es"
     assert not db.exists(PROFILE)  # the number's language is not the customer's choice
 
 
@@ -156,7 +163,7 @@ def test_param_equal_to_the_stored_language_writes_nothing_extra(wa: WhatsApp, d
     before = db.hgetall(SESSION)
     wa.send("menu", path="/webhook?lang=es")
     after = db.hgetall(SESSION)
-    assert {k for k in after if after[k] != before.get(k)} == {"rev", "seen"}  # seen: the messages answered
+    assert {k for k in after if after[k] != before.get(k)} == {"r", "n"}  # rev, seen: the messages answered
     assert not db.exists(PROFILE)
 
 
@@ -171,7 +178,7 @@ def test_a_legacy_session_is_upgraded_once_and_keeps_its_expiry(
         wa.send("2")
     assert answer.text.startswith("Which language would you like?")  # the old step's option still works
     session = db.hgetall(SESSION)
-    assert session["v"] == str(CURRENT_VERSION)
+    assert stored_version(session) == CURRENT_VERSION
     assert session["name"] == "Ana"  # fields we do not know are kept
     assert db.ttl(SESSION) > 0
     migrated = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
@@ -183,8 +190,8 @@ def test_a_legacy_session_gets_the_default_language(backend: dict[str, Any]) -> 
     app = create_app(app_config(DEFAULT_LANGUAGE="es", **backend))
     db = get_services(app).redis
     db.hset(SESSION, mapping={"step": "menu"})
-    WhatsApp(app.test_client(), TOKEN).send("menu")
-    assert db.hget(SESSION, "language") == "es"
+    assert WhatsApp(app.test_client(), TOKEN).send("menu").text.startswith("¿Qué te gustaría hacer?")
+    assert stored_version(db.hgetall(SESSION)) == CURRENT_VERSION
 
 
 def test_an_unknown_step_resets_politely_to_the_menu(wa: WhatsApp, db: redis.Redis) -> None:
@@ -193,29 +200,93 @@ def test_an_unknown_step_resets_politely_to_the_menu(wa: WhatsApp, db: redis.Red
     assert answer.status == 200
     assert answer.text.startswith("Sorry, we had to start our conversation again.")
     assert answer.options == ["Book", "My bookings", "Language"]
-    assert db.hget(SESSION, "step") == "menu"
+    assert stored(db).step == "menu"
 
 
 def test_offered_ids_are_stored_compactly_and_read_back_exactly() -> None:
     """Every stored value stays within Redis' listpack limit, so a session stays one small allocation."""
     days = [f"day1.3f:colour:202601{d:02d}" for d in range(14, 23)] + ["page1.3f:more:1"]
     times = [f"time1.3f:{1768388400 + 1800 * k}" for k in range(9)] + ["page1.3f:more:1"]
-    session = Session({"turn": "3f"})
+    session = Session({"t": "3f"})
     session.offered = days
-    assert session.fields()["opts"] == "day1:colour:20260114 j5 j6 j7 j8 j9 i20 j1 j2 0page1:more:1"
+    assert session.fields()["o"] == "day1:colour:20260114 j5 j6 j7 j8 j9 +1 + + 0page1:more:1"
     session.offered = times
-    stored = session.fields()
+    assert session.fields()["o"] == "time1:1768388400 +1e0 + + + + + + + 0page1:more:1"
     assert session.offered == times
-    assert Session(stored).offered == times
+    assert Session(session.fields()).offered == times
+    many = [f"ref1.3f:{ref}:x" for ref in ("K7Q2MX", "B3ZZ9P", "QQ4R7T", "M2M2M2", "X9Y8Z7", "A1B2C3", "P0P0P0")]
+    session.offered = many
+    stored = session.fields()
+    assert Session(stored).offered == many
     assert all(len(value) <= 64 for value in stored.values())
-    assert [name for name in stored if name.startswith("opts")] == ["opts", "opts2"]
+    assert [name for name in stored if name.startswith("o")] == ["o", "o2"]
     session.offered = ["nav1.3f:menu"]  # a shorter list leaves no chunk of the longer one behind
-    assert [name for name in session.fields() if name.startswith("opts")] == ["opts"]
+    assert [name for name in session.fields() if name.startswith("o")] == ["o"]
     assert session.offered == ["nav1.3f:menu"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["x1:007", "x1:8", "x1:9", "x1:010", "x1:11"],  # leading zeros are kept
+        ["a1:9", "a1:10", "a1:100", "a1:99", "b1:99", "b1:100", "b1:101"],  # shrinking, other prefixes
+        ["t1:1768388400", "t1:1768390200", "t1:1768392000", "t1:1768399200", "t1:1768401000", "p1:more:1"],
+        ["d1:c:20261130", "d1:c:20261201", "d1:c:20261202", "d1:c:20261203"],
+    ],
+)
+def test_offered_ids_coded_by_increase_read_back_exactly(ids: list[str]) -> None:
+    session = Session({"t": "5"})
+    session.offered = [f"{head}.5:{rest}" for head, _, rest in (i.partition(":") for i in ids)]
+    assert [i.replace(".5", "") for i in Session(session.fields()).offered] == ids
 
 
 def test_a_version_1_session_keeps_what_it_offered(wa: WhatsApp, db: redis.Redis) -> None:
     db.hset(SESSION, mapping={"v": "1", "rev": "4", "language": "en", "step": "menu", "turn": "7",
                               "opts": "nav1.7:book nav1.7:bookings nav1.7:language"})  # fmt: skip
     assert wa.tap("nav1.7:language", "Language").text.startswith("Which language would you like?")
-    assert db.hget(SESSION, "v") == str(CURRENT_VERSION)
+    assert stored_version(db.hgetall(SESSION)) == CURRENT_VERSION
+
+
+#: a session in the middle of a booking, as layout 2 (the release before one-letter names) kept it
+V2_SUMMARY = {
+    "v": "2", "rev": "12", "language": "es", "step": "summary", "turn": "1k", "seen": "3f9a0c1 0000000 a7b8c9d",
+    "svc": "checkup", "day": "20261201", "hold": "9ae203bde3084c9c", "hday": "20261201", "at": "1796117400",
+    "hexp": "1795937500006", "resched": "K7Q2MX", "prev": "times", "name": "Ana",
+    "opts": "time1:1796108400 b10200 c2000 c3800 c5600 c7400 c9200 b21000", "opts2": "c2800 0page1:more:1",
+}  # fmt: skip
+
+
+def test_a_version_2_session_is_upgraded_keeping_every_field() -> None:
+    data, migrated = migrate(dict(V2_SUMMARY), "en")
+    assert migrated and stored_version(data) == CURRENT_VERSION
+    session = Session(data)
+    assert (session.rev, session.language, session.step, session.turn) == ("12", "es", "summary", "1k")
+    for name in ("svc", "day", "hold", "hday", "at", "hexp", "resched", "prev", "name"):
+        assert session.get(name) == V2_SUMMARY[name], name
+    times = [f"time1.1k:{1796108400 + 1800 * k}" for k in range(9)]
+    assert session.offered == [*times, "page1.1k:more:1"]
+    assert data["n"] == "4vPrz 0 bTVA9"  # the same 28 bits of each MessageSid, in base 62
+    assert "v" not in data and not {"rev", "seen", "opts", "opts2", "step"} & set(data)
+    assert (data["s"], data["b"]) == ("Y", "T")  # summary, times
+    assert all(len(value) <= 64 for value in session.fields().values())
+    assert Session(migrate(dict(V2_SUMMARY), "es")[0]).language == ""  # the default is not stored
+
+
+def test_a_version_2_session_still_knows_its_answered_messages(wa: WhatsApp, db: redis.Redis) -> None:
+    form = wa.form("3")
+    db.hset(SESSION, mapping={"v": "2", "rev": "5", "language": "en", "step": "menu", "turn": "2",
+                              "seen": form["MessageSid"][-7:], "opts": "nav1:book 9ings 5language"})  # fmt: skip
+    before = db.hgetall(SESSION)
+    late = wa.post(form)  # answered before the upgrade; its reply record has lapsed
+    assert late.status == 200 and late.text == ""
+    assert db.hgetall(SESSION) == before
+    assert wa.tap("nav1.2:language", "Language").text.startswith("Which language would you like?")
+    after = Session(db.hgetall(SESSION))
+    assert (stored_version(db.hgetall(SESSION)), after.rev, after.step) == (CURRENT_VERSION, "6", "language")
+    assert wa.post(form).text == ""  # still recognised in the new layout
+
+
+def test_a_step_cannot_be_named_like_a_stored_step_code() -> None:
+    registry = Registry("menu")
+    with pytest.raises(ValueError, match="built-in step"):
+        registry.step("M")(lambda turn: None)  # type: ignore[arg-type,return-value]

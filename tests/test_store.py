@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.store import CommitStatus, SessionStore
+from bot.store import CommitStatus, SessionStore, short_id
 
 PHONE, SID, SID2 = "+34600111222", "SM" + "1" * 32, "SM" + "2" * 32
 
@@ -21,7 +21,7 @@ def commit(store: SessionStore, sid: str, rev: str, reply: str, **fields: str) -
     return store.commit(
         store.keys(PHONE, sid),
         expected_rev=rev,
-        fields={"rev": str(int(rev or 0) + 1), **fields},
+        fields={"r": str(int(rev or 0) + 1), **fields},
         reply=reply,
         profile_language=fields.get("language"),
     )
@@ -44,7 +44,7 @@ def test_commit_saves_the_session_reply_and_profile_with_expiries(store: Session
     assert result.status is CommitStatus.OK
     snapshot = store.load(store.keys(PHONE, SID))
     assert snapshot.prior_reply == "<Response/>"
-    assert snapshot.session == {"rev": "1", "step": "menu", "language": "es", "seen": SID[-7:]}
+    assert snapshot.session == {"r": "1", "step": "menu", "language": "es", "n": short_id(SID)}
     assert snapshot.profile_language == "es"
     keys = store.keys(PHONE, SID)
     assert 1790 < client.ttl(keys.session) <= 1800
@@ -55,7 +55,7 @@ def test_commit_saves_the_session_reply_and_profile_with_expiries(store: Session
 def test_commit_replaces_the_whole_hash(store: SessionStore) -> None:
     commit(store, SID, "", "a", step="menu", extra="x")
     commit(store, SID2, "1", "b", step="language")
-    assert store.load(store.keys(PHONE, SID2)).session == {"rev": "2", "step": "language", "seen": SID2[-7:]}
+    assert store.load(store.keys(PHONE, SID2)).session == {"r": "2", "step": "language", "n": short_id(SID2)}
 
 
 def test_a_message_is_committed_once(store: SessionStore) -> None:
@@ -78,7 +78,7 @@ def test_a_message_whose_record_expired_is_still_committed_once(store: SessionSt
     client.delete(store.keys(PHONE, SID).message)  # past DEDUPE_TTL_SECONDS
     snapshot = store.load(store.keys(PHONE, SID))
     assert (snapshot.prior_reply, snapshot.answered) == (None, True)
-    again = commit(store, SID, "1", "second", step="other", seen=snapshot.session["seen"])
+    again = commit(store, SID, "1", "second", step="other", n=snapshot.session["n"])
     assert (again.status, again.prior_reply) == (CommitStatus.DUPLICATE, "")
     assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
 
@@ -87,6 +87,18 @@ def test_the_session_remembers_the_last_three_messages(store: SessionStore) -> N
     sids = [f"SM{n:032x}" for n in range(1, 7)]
     seen = ""
     for rev, sid in enumerate(sids):
-        commit(store, sid, str(rev or ""), "reply", step="menu", seen=seen)
-        seen = store.load(store.keys(PHONE, sid)).session["seen"]
-    assert seen.split() == [sid[-7:] for sid in reversed(sids[3:])]
+        commit(store, sid, str(rev or ""), "reply", step="menu", n=seen)
+        seen = store.load(store.keys(PHONE, sid)).session["n"]
+    assert seen.split() == [short_id(sid) for sid in reversed(sids[3:])]
+    assert [len(short_id(sid)) for sid in sids] == [1, 1, 1, 1, 1, 1]
+    assert short_id("SM" + "f" * 32) == "iakk7"  # 7 hex digits in at most 5 characters
+
+
+def test_a_session_of_an_older_layout_is_checked_by_its_own_names(store: SessionStore, client: redis.Redis) -> None:
+    """Layout 2 named the write counter ``rev`` and the answered messages ``seen`` (see bot.sessions)."""
+    client.hset(store.keys(PHONE, SID).session, mapping={"v": "2", "rev": "4", "seen": SID[-7:], "step": "menu"})
+    assert store.load(store.keys(PHONE, SID)).answered
+    assert commit(store, SID, "4", "again", step="other").status is CommitStatus.DUPLICATE
+    assert commit(store, SID2, "3", "stale", step="other").status is CommitStatus.CONFLICT
+    assert commit(store, SID2, "4", "ok", step="other").status is CommitStatus.OK
+    assert store.load(store.keys(PHONE, SID2)).session == {"r": "5", "step": "other", "n": short_id(SID2)}

@@ -27,7 +27,8 @@ def _breakdown(counts: Counter[str]) -> str:
 def stats() -> None:
     """Active sessions by step and language, and how many still need the current layout."""
     progress = Counting("Sessions scanned")
-    found = session_stats(get_services().store, progress)
+    services = get_services()
+    found = session_stats(services.store, services.settings.default_language, progress)
     progress.done()
     click.echo(f"Active sessions: {found.total}")
     click.echo(f"By step:         {_breakdown(found.steps)}")

@@ -10,6 +10,7 @@ import redis
 from bot import create_app, get_services
 from bot.connections import Cluster as ClusterClient
 from bot.errors import ConfigError
+from bot.sessions import CURRENT_VERSION, stored_version
 
 from ..bookings import book
 from ..conftest import TOKEN, app_config
@@ -61,7 +62,7 @@ def test_maintenance_on_a_cluster_loads_its_script_on_every_master(cluster: Clus
     result = app.test_cli_runner().invoke(args=["sessions", "migrate"])
     assert result.exit_code == 0, result.output
     assert "Upgraded 30 of 30 session(s)" in result.output
-    assert all(db.hget(f"tapbook:session:{{{phone}}}", "v") for phone in phones)
+    assert all(stored_version(db.hgetall(f"tapbook:session:{{{phone}}}")) == CURRENT_VERSION for phone in phones)
     assert "30 current, 0 pending migration" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
     db.close()
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from bot.sessions import Session
+
 from ..bookings import age_holds
 from ..redis_server import RedisServer, free_port
 from .conftest import System
@@ -106,7 +108,7 @@ def test_a_worker_killed_mid_tap_leaves_no_stuck_hold_or_lock(system: System, pa
         assert twilio.deliver(picks[i]).text.startswith(CHECK)
     found = holds(system.db)
     assert len(found) == CUSTOMERS
-    sessions = {system.db.hget(f"system:session:{{{p.phone}}}", "hold") for p in people}
+    sessions = {Session(system.db.hgetall(f"system:session:{{{p.phone}}}")).get("hold") for p in people}
     assert {key.rsplit("/", 1)[1] for key in found} == sessions  # each hold is a customer's own
     assert max(found.values()) <= redis_ms(system.db) + HOLD_MS  # and lapses on time
     done = [person.send("Confirm") for person in people]
@@ -160,7 +162,7 @@ def test_a_hold_left_by_a_worker_killed_before_its_commit_lapses_and_blocks_no_o
             os.kill(victim, signal.SIGKILL)
         thread.join(timeout=10)
     assert result[0].status == 0
-    assert system.db.hget(f"system:session:{{{ana.phone}}}", "hold") is None  # the commit never happened
+    assert not Session(system.db.hgetall(f"system:session:{{{ana.phone}}}")).get("hold")  # the commit never happened
     (expires,) = holds(system.db).values()  # the orphan: nobody's session knows it
     assert expires <= redis_ms(system.db) + HOLD_MS
 
