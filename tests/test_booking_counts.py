@@ -159,3 +159,19 @@ def test_counted_occupancy_agrees_with_a_plain_model(
         assert all(busiest(sold, a, b) <= capacity for a, b in INTERVALS)
     assert {ref for ref in model.bookings} == {k.rsplit(":", 1)[1] for k in client.scan_iter("tcount:*:booking:*")}
     assert all(client.hget(store.booking_key(r), "status") == b["status"] for r, b in model.bookings.items())
+
+
+def test_moving_a_booking_from_another_resource_does_not_free_a_place_on_this_one(
+    counted_store: BookingStore,
+) -> None:
+    """After a catalog edit moved a service to another resource, a booking of the old resource being
+    moved must not make an equal interval on the new resource look one booking emptier."""
+    store, client = counted_store, counted_store.client
+    for key in client.scan_iter("tcount:*"):
+        client.delete(key)
+    assert book(store, "tok-y", "THEIRS", NOON, phone="+34600999999", resource="chair2").status == "booked"
+    assert book(store, "tok-x", "MINE", NOON).status == "booked"
+    client.hset(store.booking_key("MINE"), "resource", RESOURCE)  # as the desk records it
+    assert hold(store, "tok-m", NOON, resource="chair2", exclude="MINE").status == "taken"
+    assert book(store, "tok-m", "MOVED", NOON, resource="chair2", move=("MINE", RESOURCE, DAY)).status == "taken"
+    assert hold(store, "tok-n", NOON, exclude="MINE").status == "held"  # on its own resource it is skipped
