@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot import create_app, get_services
 from bot.dispatch import Registry
-from bot.sessions import CURRENT_VERSION, Session, migrate, stored_version
+from bot.sessions import CURRENT_VERSION, MIGRATIONS, Session, migrate, stored_version
 
 from .concurrency import run_together
 from .conftest import TOKEN, app_config
@@ -344,3 +344,24 @@ def test_a_damaged_session_gets_a_polite_answer_and_carries_on(
     assert answer.status == 200
     assert "went wrong" not in answer.text
     assert wa.send("menu").text.startswith("What would you like to do?")
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(_ID, max_size=12), turn=st.text("0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=4))
+def test_any_ids_offered_under_layout_1_or_2_still_match_after_the_upgrade(ids: list[str], turn: str) -> None:
+    packed = [f"{head}.{turn}{sep}{rest}" for head, sep, rest in (i.partition(":") for i in ids)]
+    layout1 = {"v": "1", "rev": "3", "language": "en", "step": "times", "turn": turn, "opts": " ".join(packed)}
+    layout2 = {**MIGRATIONS[1](layout1, "en"), "v": "2"}
+    for old in (layout1, layout2):
+        data, migrated = migrate(dict(old), "en")
+        assert migrated and Session(data).offered == packed
+        assert (Session(data).rev, Session(data).step, Session(data).turn) == ("3", "times", turn)
+
+
+def test_a_step_button_offered_under_layout_2_works_after_the_upgrade(wa: WhatsApp, db: redis.Redis) -> None:
+    db.hset(SESSION, mapping={"v": "2", "rev": "5", "language": "en", "step": "services", "turn": "7",
+                              "seen": "0000000", "opts": "svc1:cut 5dry 0nav1:back"})  # fmt: skip
+    answer = wa.tap("svc1.7:dry", "Blow-dry")
+    assert answer.text.startswith("Blow-dry: which day suits you?"), answer.text
+    assert stored(db).get("svc") == "dry" and stored(db).step == "dates"
+    assert wa.tap("svc1.7:cut", "Haircut").text.startswith("That menu is out of date.")
