@@ -114,8 +114,12 @@ class ReplicatedRedis(redis.Redis):
         pipe = self.pipeline(transaction=False)  # one connection: WAIT covers this script's writes
         pipe.evalsha(sha, numkeys, *keys_and_args)
         pipe.wait(self.wait_replicas, self.wait_timeout_ms)
-        result, acknowledged = pipe.execute()
-        if acknowledged < self.wait_replicas:
+        result, acknowledged = pipe.execute(raise_on_error=False)
+        if isinstance(result, Exception):
+            raise result
+        if isinstance(acknowledged, Exception):  # the script ran: its answer stands, only the wait failed
+            log.warning("a booking write could not wait for replicas (%s): a failover now could lose it", acknowledged)
+        elif acknowledged < self.wait_replicas:
             log.warning(
                 "a booking write reached %d of %d replicas within %d ms: a failover now could lose it",
                 acknowledged,

@@ -143,6 +143,11 @@ def _in_base(value: int, alphabet: str) -> str:
             return digits
 
 
+def _is_number(value: str) -> bool:
+    """Digits of base 36 (``isalnum`` also passes ``é`` and ``²``, which ``int`` refuses)."""
+    return bool(value) and all(c in _DIGITS for c in value.lower())
+
+
 def _base36(value: int) -> str:
     return _in_base(value, _DIGITS)
 
@@ -186,6 +191,15 @@ def _encode(ids: list[str]) -> list[str]:
 
 
 def _decode(items: list[str]) -> list[str]:
+    """The IDs :func:`_encode` coded; none at all from a damaged or hand-edited hash (a tap on one of
+    them is then out of date, never an error)."""
+    try:
+        return _decode_items(items)
+    except ValueError:
+        return []
+
+
+def _decode_items(items: list[str]) -> list[str]:
     ids: list[str] = []
     last = 0
     for item in items:
@@ -238,7 +252,7 @@ def stored_version(data: dict[str, str]) -> int:
     if "v" not in data:
         return 3 if REV in data else 0
     try:
-        return int(data["v"])
+        return max(int(data["v"]), 0)
     except ValueError:
         return 0
 
@@ -316,7 +330,7 @@ class Session:
         return self.get("turn", "0")
 
     def next_turn(self) -> str:
-        value = (int(self.turn, 36) + 1) % 36**4 if self.turn.isalnum() else 1
+        value = (int(self.turn, 36) + 1) % 36**4 if _is_number(self.turn) else 1
         self.set("turn", _base36(value))
         return self.turn
 
@@ -332,5 +346,5 @@ class Session:
 
     def fields(self) -> dict[str, str]:
         """The hash to store: current layout, next ``rev``."""
-        next_rev = str(int(self.rev) + 1) if self.rev.isdigit() else "1"
+        next_rev = str(int(self.rev) + 1) if _is_number(self.rev) and self.rev.isdigit() else "1"
         return {**self._data, REV: next_rev}

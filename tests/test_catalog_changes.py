@@ -38,3 +38,24 @@ def test_a_cancel_frees_the_time_even_after_the_service_moved_to_another_resourc
     # under the old layout 12:00 is free again: nothing was left behind on the resource it was booked on
     bob = WhatsApp(before.test_client(), TOKEN, phone="+447700900123", name="Bob")
     assert book(bob, at="12:00") != ref
+
+
+def test_moving_a_booking_of_the_old_resource_does_not_free_that_time_on_the_new_one(
+    redis_server: RedisServer,
+) -> None:
+    """Ana's booking sits on the old resource; Bob's took 12:00 on the new one: her move must not see
+    12:00 free (nor get it), or the new resource would be sold twice."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    clock = Clock()
+    before = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock))
+    ana = WhatsApp(before.test_client(), TOKEN)
+    book(ana, at="12:00")
+
+    after = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock, CATALOG=with_cut_on("chair")))
+    bob = WhatsApp(after.test_client(), TOKEN, phone="+447700900123", name="Bob")
+    book(bob, at="12:00")
+    ana = WhatsApp(after.test_client(), TOKEN)
+    mine = ana.choose(ana.send("menu"), "My bookings")
+    booking = ana.choose(mine, mine.options[0])
+    times = ana.choose(ana.choose(booking, "Reschedule"), "Wed 14 Jan")
+    assert "12:30" in times.options and "12:00" not in times.options

@@ -210,6 +210,23 @@ def test_a_retried_webhook_sends_nothing_twice(content_app: Flask, fake: FakeTwi
     assert len(fake.sends()) == 1
 
 
+def test_a_retry_after_its_reply_record_lapsed_sends_nothing_and_changes_nothing(
+    content_app: Flask, fake: FakeTwilio
+) -> None:
+    customer = ContentCustomer(content_app, fake, synced_worker(content_app))
+    customer.send("hi")
+    form = customer.wa.form("3")  # Language
+    customer._post(form)
+    db = get_services(content_app).redis
+    session_key = f"tapbook:session:{{{customer.wa.phone}}}"
+    state, queued = db.hgetall(session_key), db.xlen(f"tapbook:outbox:{{{customer.wa.phone}}}")
+    db.delete(f"tapbook:msg:{{{customer.wa.phone}}}:{form['MessageSid']}")  # as DEDUPE_TTL_SECONDS would
+    again = customer.wa.post(form)
+    assert again.status == 200 and "<Response />" in again.body
+    assert (db.hgetall(session_key), db.xlen(f"tapbook:outbox:{{{customer.wa.phone}}}")) == (state, queued)
+    assert customer.worker.run_once() == 0
+
+
 def test_redis_trouble_still_answers_politely_in_twiml(fake: FakeTwilio, own_redis_server: Any) -> None:
     app = create_app(content_config(fake, REDIS_URL=own_redis_server.url))
     wa = WhatsApp(app.test_client(), TOKEN)

@@ -98,3 +98,11 @@ def test_a_tampered_confirm_books_nothing_and_shows_the_summary_again(wa: WhatsA
     assert bookings(db) == []
     assert snapshot(db) == before  # the hold is untouched too
     assert wa.tap(confirm, "Confirm").text.startswith("Booked!")  # the real button still works
+
+
+@pytest.mark.parametrize("day", ["99991231", "00010101"])
+def test_a_forged_day_at_the_end_of_the_calendar_is_out_of_date(wa: WhatsApp, db: redis.Redis, day: str) -> None:
+    """The read-ahead plans a tapped day's listing before the tap is checked: it must not trip over it."""
+    menu = wa.send("menu")
+    answer = wa.tap(f"day1.1:cut:{day}", "Mon 1 Jan")
+    assert answer.text.startswith(STALE) and answer.options == menu.options

@@ -118,3 +118,21 @@ def test_a_booking_waits_for_replicas_and_says_so_when_none_answers(
     assert wait_calls(db) == before + 1
     get_services(app).redis.close()
     db.close()
+
+
+def test_a_booking_stands_when_its_wait_is_refused(
+    own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that refuses WAIT (here an ACL without it) must not turn a made booking into an apology."""
+    admin = redis.Redis.from_url(own_redis_server.url, decode_responses=True)
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"], commands=["+@all", "-wait"]
+    )
+    url = own_redis_server.url.replace("redis://", "redis://app:secret@", 1)
+    app = create_app(app_config(REDIS_URL=url, REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="20"))
+    with caplog.at_level(logging.WARNING, logger="bot.connections"):
+        ref = book(WhatsApp(app.test_client(), TOKEN), at="12:00")
+    assert admin.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    assert any("could not wait for replicas" in r.getMessage() for r in caplog.records), caplog.text
+    get_services(app).redis.close()
+    admin.close()

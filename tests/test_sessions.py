@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import create_app, get_services
 from bot.dispatch import Registry
-from bot.sessions import CURRENT_VERSION, Session, migrate, stored_version
+from bot.sessions import CURRENT_VERSION, MIGRATIONS, Session, migrate, stored_version
 
 from .concurrency import run_together
 from .conftest import TOKEN, app_config
@@ -290,3 +292,76 @@ def test_a_step_cannot_be_named_like_a_stored_step_code() -> None:
     registry = Registry("menu")
     with pytest.raises(ValueError, match="built-in step"):
         registry.step("M")(lambda turn: None)  # type: ignore[arg-type,return-value]
+
+
+# -- decoding is total ----------------------------------------------------------------------
+_FIELD = st.text("abcxyzABZ0123456789_-+.", max_size=12)
+_ID = st.builds(
+    lambda kind, version, fields: f"{kind}{version}" + "".join(f":{f}" for f in fields),
+    st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8),
+    st.integers(0, 99),
+    st.lists(st.one_of(_FIELD, st.integers(0, 10**12).map(str)), max_size=3),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ids=st.lists(_ID, max_size=12), turn=st.text("0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=4))
+def test_any_offered_ids_read_back_exactly(ids: list[str], turn: str) -> None:
+    packed = [f"{head}.{turn}{sep}{rest}" for head, sep, rest in (i.partition(":") for i in ids)]
+    session = Session({"t": turn})
+    session.offered = packed
+    stored_fields = session.fields()
+    assert Session(stored_fields).offered == packed
+    assert Session(migrate(stored_fields, "en")[0]).offered == packed
+
+
+_TEXT = st.text(max_size=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["v", "r", "rev", "t", "turn", "o", "o2", "opts", "opts2", "s", "step", "n", "seen", "l"]),
+        st.one_of(_TEXT, st.sampled_from(["-1", "0", "1", "2", "3", "9", "Zx", "+-", "+", "é", "²"])),
+    )
+)
+def test_any_stored_hash_is_read_without_raising(data: dict[str, str]) -> None:
+    """A corrupted or hand-edited session never crashes a tap: what cannot be read offers nothing."""
+    session = Session(migrate(dict(data), "en")[0])
+    assert isinstance(session.offered, list)
+    session.next_turn()
+    session.offered = [f"nav1.{session.turn}:menu"]
+    assert session.fields()["r"]
+
+
+@pytest.mark.parametrize("damage", [{"o": "nav1:book Zx"}, {"o": "nav1:book +-"}, {"t": "é"}, {"v": "-1"}, {"r": "²"}])
+def test_a_damaged_session_gets_a_polite_answer_and_carries_on(
+    wa: WhatsApp, db: redis.Redis, damage: dict[str, str]
+) -> None:
+    wa.send("hi")
+    db.hset(SESSION, mapping=damage)
+    answer = wa.tap("nav1.1:book", "Book")
+    assert answer.status == 200
+    assert "went wrong" not in answer.text
+    assert wa.send("menu").text.startswith("What would you like to do?")
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(_ID, max_size=12), turn=st.text("0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=4))
+def test_any_ids_offered_under_layout_1_or_2_still_match_after_the_upgrade(ids: list[str], turn: str) -> None:
+    packed = [f"{head}.{turn}{sep}{rest}" for head, sep, rest in (i.partition(":") for i in ids)]
+    layout1 = {"v": "1", "rev": "3", "language": "en", "step": "times", "turn": turn, "opts": " ".join(packed)}
+    layout2 = {**MIGRATIONS[1](layout1, "en"), "v": "2"}
+    for old in (layout1, layout2):
+        data, migrated = migrate(dict(old), "en")
+        assert migrated and Session(data).offered == packed
+        assert (Session(data).rev, Session(data).step, Session(data).turn) == ("3", "times", turn)
+
+
+def test_a_step_button_offered_under_layout_2_works_after_the_upgrade(wa: WhatsApp, db: redis.Redis) -> None:
+    db.hset(SESSION, mapping={"v": "2", "rev": "5", "language": "en", "step": "services", "turn": "7",
+                              "seen": "0000000", "opts": "svc1:cut 5dry 0nav1:back"})  # fmt: skip
+    answer = wa.tap("svc1.7:dry", "Blow-dry")
+    assert answer.text.startswith("Blow-dry: which day suits you?"), answer.text
+    assert stored(db).get("svc") == "dry" and stored(db).step == "dates"
+    assert wa.tap("svc1.7:cut", "Haircut").text.startswith("That menu is out of date.")

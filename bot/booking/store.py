@@ -102,10 +102,13 @@ local function release_booking(day_key, booking_key, ref)
     redis.call('HDEL', day_key, ref)
   end
 end
--- what counts as not taken when a booking is being moved: its own place
-local function skip_booking(skip, booking_key, ref)
+-- what counts as not taken when a booking is being moved: its own place, if it is among the entries of
+-- day_key's resource (a booking recorded on another resource, before a catalog edit, frees nothing here)
+local function skip_booking(skip, booking_key, ref, day_key)
   skip[ref] = true
-  local occ = redis.call('HGET', booking_key, 'occ')
+  local b = redis.call('HMGET', booking_key, 'occ', 'resource')
+  local occ, res = b[1], b[2]
+  if res and string.sub(day_key, -(#res + 14)) ~= ':occ:' .. res .. ':' .. string.sub(day_key, -8) then return end
   if occ then skip['=' .. occ] = (skip['=' .. occ] or 0) + 1 end
 end
 """
@@ -119,7 +122,7 @@ local now_ms = redis_ms()
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[4], ARGV[6]) end
 local a, b = tonumber(ARGV[2]), tonumber(ARGV[3])
 local skip = {[ARGV[1]] = true}
-if ARGV[7] ~= '' then skip_booking(skip, KEYS[5], ARGV[7]) end
+if ARGV[7] ~= '' then skip_booking(skip, KEYS[5], ARGV[7], KEYS[1]) end
 local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
 if max_concurrency(found, a) >= tonumber(ARGV[4]) then return {'taken', 0, purged} end
 local expires = now_ms + tonumber(ARGV[5])
@@ -160,7 +163,7 @@ if mine then
 end
 if not live then
   local skip = {[ARGV[1]] = true}
-  if old ~= '' then skip_booking(skip, KEYS[8], old) end
+  if old ~= '' then skip_booking(skip, KEYS[8], old, KEYS[1]) end
   local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
   if max_concurrency(found, a) >= tonumber(ARGV[5]) then return {'taken', '', purged} end
 end

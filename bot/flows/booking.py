@@ -6,7 +6,7 @@ Lists are advice; the hold and the booking are decided by the store's scripts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from ..booking.desk import Booking, BookingDesk, ReadAhead, epoch, hold_token
 from ..booking.formats import day_label, slot_label, span_label, time_label
@@ -280,6 +280,8 @@ def _times_ahead(desk: BookingDesk, button: DayButton, now: datetime) -> ReadAhe
     try:
         day = datetime.strptime(button.day, "%Y%m%d").date()
     except ValueError:
+        return None
+    if not date.min < day < date.max:  # a forged day without neighbours: the tap itself is refused
         return None
     return desk.times_ahead(button.service, day)
 

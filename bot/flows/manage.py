@@ -135,7 +135,9 @@ def reschedule(turn: Turn, button: ManageButton) -> Reply:
         return turn.goto(BOOKING).after(refusal(turn, "too_late"))
     state.end_flow(turn)
     turn.session.set("resched", booking.ref)
-    turn.session.set("rocc", booking.place)
+    service = turn.desk.catalog.service(booking.service_id)
+    if service is None or turn.desk.resource_of(booking) == service.resource:  # else its place is elsewhere
+        turn.session.set("rocc", booking.place)
     turn.session.set("svc", booking.service_id)
     return turn.goto(DATES)
 
