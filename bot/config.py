@@ -84,7 +84,9 @@ def _flag(value: Any) -> bool:
 def _redis_url(value: Any) -> str | None:
     url = _optional_text(value)
     if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
-        raise ValueError("must start with redis://, rediss:// or unix:// (a cluster: redis+cluster://, rediss+cluster://)")
+        raise ValueError(
+            "must start with redis://, rediss:// or unix:// (a cluster: redis+cluster://, rediss+cluster://)"
+        )
     return url
 
 

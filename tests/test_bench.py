@@ -47,7 +47,7 @@ def test_generated_conversations_end_in_bookings(clinic_app: Flask) -> None:
 def test_a_wrong_token_would_be_refused(clinic_app: Flask) -> None:
     """The signatures are real: signed with another token, the first tap is refused."""
     plan = ConversationPlan(clinic_app.config["CATALOG"], token="other", url=BASE_URL + "/webhook", now=NOW)
-    (first, *_), = plan.conversations(first_phone=1, count=1)
+    ((first, *_),) = plan.conversations(first_phone=1, count=1)
     response = clinic_app.test_client().post(
         "/webhook", base_url=BASE_URL, data=first.form, headers={"X-Twilio-Signature": first.signature}
     )

@@ -432,7 +432,7 @@ def test_holds_lapse_by_the_redis_clock(store: BookingStore, client: redis.Redis
     """Each scenario on its own resource, with its own token (the hold map is per token)."""
     for resource in ("free", "lost", "open", "purge"):
         assert hold(store, f"late-{resource}", NOON, resource=resource).status == "held"
-    assert age_holds(client, store.base.split(':bk:')[0]) == 4  # hold_minutes pass on the Redis clock
+    assert age_holds(client, store.base.split(":bk:")[0]) == 4  # hold_minutes pass on the Redis clock
 
     # (a) the customer confirms late, but nobody took the slot: the booking still goes through
     assert book(store, "late-free", "REF1", NOON, resource="free") == Outcome("booked", "REF1")
@@ -518,9 +518,14 @@ def test_occupancy_reports_live_entries_with_the_redis_clock(store: BookingStore
     assert isinstance(seen, Occupancy)
     assert before <= seen.redis_ms <= redis_ms(client)
     assert seen.days == {
-        yesterday: {f"={at(23, day=yesterday)},{at(23, 30, day=yesterday)}": (
-            at(23, day=yesterday), at(23, 30, day=yesterday), 0, 1
-        )},
+        yesterday: {
+            f"={at(23, day=yesterday)},{at(23, 30, day=yesterday)}": (
+                at(23, day=yesterday),
+                at(23, 30, day=yesterday),
+                0,
+                1,
+            )
+        },
         DAY: {
             f"={NOON},{NOON + 1800}": (NOON, NOON + 1800, 0, 1),
             "tok-b": (at(14), at(14, 30), int(held.value), 1),

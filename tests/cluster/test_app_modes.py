@@ -47,7 +47,6 @@ def test_the_app_on_a_cluster(cluster: Cluster, caplog: pytest.LogCaptureFixture
 
 def test_a_cluster_that_does_not_answer_stops_start_up_with_one_line() -> None:
 
-
     with pytest.raises(ConfigError) as caught:
         create_app(app_config(REDIS_CLUSTER_NODES=f"127.0.0.1:{free_port()}"))
     assert caught.value.setting == "REDIS_CLUSTER_NODES" and "\n" not in str(caught.value)

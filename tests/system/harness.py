@@ -350,5 +350,3 @@ def holds(db: redis.Redis) -> dict[str, int]:
 def redis_ms(db: redis.Redis) -> int:
     seconds, micros = db.time()
     return seconds * 1000 + micros // 1000
-
-
