@@ -66,8 +66,10 @@ class ConversationPlan:
         catalogs = Catalogs.load()
         # what a button needs to name itself (see bot.buttons.LabelContext)
         self.labels = SimpleNamespace(
-            t=catalogs.get("en"), catalogs=catalogs, desk=SimpleNamespace(catalog=catalog, business=catalog.business)
+            t=catalogs.get("en"), catalogs=catalogs, shop=SimpleNamespace(catalog=catalog, business=catalog.business)
         )
+        #: the number customers write to: the business's first, when it has numbers
+        self.to = {"To": f"whatsapp:{catalog.business.numbers[0]}"} if catalog.business.numbers else {}
         today = local_today(catalog.business, now)
         self.slots = [
             (service, day, start)
@@ -80,11 +82,17 @@ class ConversationPlan:
 
     def _tap(self, phone: str, button: Button | None, turn: str, text: str = "") -> Tap:
         if button is None:
-            form = twilio_form(phone, text, name="Bench")
+            form = twilio_form(phone, text, name="Bench", **self.to)
         else:
             title = button.label(self.labels)
             form = twilio_form(
-                phone, title, name="Bench", ButtonPayload=button.pack(turn), ButtonText=title, MessageType="button"
+                phone,
+                title,
+                name="Bench",
+                ButtonPayload=button.pack(turn),
+                ButtonText=title,
+                MessageType="button",
+                **self.to,
             )
         form["MessageSid"] = "SM" + uuid.uuid4().hex
         return Tap(form, self.validator.compute_signature(self.url, form))
@@ -98,7 +106,7 @@ class ConversationPlan:
             NavButton("book"),
             ServiceButton(service.id),
             DayButton(service.id, _day(day)),
-            TimeButton(int(start.timestamp())),
+            TimeButton(service.id, int(start.timestamp())),
             HoldButton("confirm"),
         ]
         taps = []

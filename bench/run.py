@@ -35,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
+from bot.booking.desk import REF_ALPHABET  # noqa: E402
 
 from bench.conversations import ConversationPlan, Tap, interleave, phone  # noqa: E402
 from bot.booking.catalog import load_catalog  # noqa: E402
-from bot.booking.desk import REF_ALPHABET  # noqa: E402
 from bot.booking.slots import day_starts, local_today, occupancy  # noqa: E402
 from bot.booking.store import BookingStore  # noqa: E402
 from bot.config import Settings  # noqa: E402

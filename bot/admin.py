@@ -1,9 +1,12 @@
-"""``GET /admin``: the business owner's page: today's and upcoming bookings, with cancel.
+"""``GET /admin``: a business owner's page: today's and upcoming bookings, with cancel.
 
-HTTP basic auth against ``ADMIN_PASSWORD`` (any user name); without it the page answers
-404 and start-up says so. Each cancel button carries a token signed with the password
-(itsdangerous) and bound to its booking, so another site cannot make the owner's browser
-cancel anything (CSRF), and a page left open overnight must be reloaded first.
+HTTP basic auth, per business: the user name is the business id (with one business, any name),
+the password its ``ADMIN_PASSWORD_<ID>`` (``ADMIN_PASSWORD`` with one business) or the hash in its
+catalog (``admin_password_hash``). An owner sees and cancels only their own business's bookings
+(its keys carry its hash tag). Without any password the page answers 404 and start-up says so.
+Each cancel button carries a token signed with the owner's secret (itsdangerous) and bound to its
+booking, so another site cannot make the owner's browser cancel anything (CSRF),
+and a page left open overnight must be reloaded first.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import logging
 from collections.abc import Mapping
 
 import redis
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
+from werkzeug.security import check_password_hash
 
-from .agenda import agenda, today, why_not
+from .agenda import agenda, cancel_for_business, today, why_not
 from .notify import tell_cancelled, told_text
 from .services import get_services
+from .tenants import Tenant
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger(__name__)
@@ -31,8 +36,31 @@ NOTICE_MAX_AGE = 300
 REALM = 'Basic realm="tapbook admin", charset="UTF-8"'
 
 
-def _password() -> str | None:
-    return get_services().settings.admin_password
+def _secret(shop: Tenant) -> str:
+    return shop.admin_password or shop.admin_password_hash or ""
+
+
+def _shop() -> Tenant:
+    shop: Tenant = g.admin_shop
+    return shop
+
+
+def _password() -> str:
+    """The logged-in owner's secret, which signs their page's tokens."""
+    return _secret(_shop())
+
+
+def _authenticated(user: str, given: str) -> Tenant | None:
+    """The business whose owner logged in as ``user`` with ``given``, or None."""
+    directory = get_services().directory
+    shop = directory.only or directory.get(user.strip().lower())
+    if shop is None or not given:
+        return None
+    if shop.admin_password is not None:
+        return shop if hmac.compare_digest(given.encode(), shop.admin_password.encode()) else None
+    if shop.admin_password_hash is not None:
+        return shop if check_password_hash(shop.admin_password_hash, given) else None
+    return None
 
 
 class _ClockSigner(TimestampSigner):
@@ -46,24 +74,34 @@ def _signer(password: str, salt: str = "tapbook-admin-cancel") -> URLSafeTimedSe
     return URLSafeTimedSerializer(password, salt=salt, signer=_ClockSigner)
 
 
+def _cancels() -> URLSafeTimedSerializer:
+    return _signer(_password())
+
+
 def _notices() -> URLSafeTimedSerializer:
     """Signs the outcome a redirect shows, so a crafted link cannot put words on the owner's page."""
-    return _signer(_password() or "", salt="tapbook-admin-notice")
+    return _signer(_password(), salt="tapbook-admin-notice")
 
 
 def _plain(status: int, text: str, **headers: str) -> Response:
     return Response(text + "\n", status, mimetype="text/plain", headers=headers)
 
 
+def _page_is_on() -> bool:
+    return any(_secret(shop) for shop in get_services().directory)
+
+
 @bp.before_request
 def require_login() -> Response | None:
-    password = _password()
-    if password is None:
+    if not _page_is_on():
         return _plain(404, "The admin page is off: set ADMIN_PASSWORD to turn it on.")
     auth = request.authorization
-    given = auth.password if auth and auth.type == "basic" and auth.password else ""
-    if not hmac.compare_digest(given.encode(), password.encode()):
-        return _plain(401, "Log in with the admin password.", **{"WWW-Authenticate": REALM})
+    basic = auth is not None and auth.type == "basic"
+    shop = _authenticated(auth.username or "", auth.password or "") if basic and auth else None
+    if shop is None:
+        who = "the admin password" if get_services().directory.only else "your business id and its admin password"
+        return _plain(401, f"Log in with {who}.", **{"WWW-Authenticate": REALM})
+    g.admin_shop = shop
     return None
 
 
@@ -77,12 +115,12 @@ def private(response: Response) -> Response:
 
 @bp.get("")
 def bookings() -> str:
-    services = get_services()
-    days = agenda(services, today(services), services.catalog.business.horizon_days + 1)
-    signer = _signer(_password() or "")
+    services, shop = get_services(), _shop()
+    days = agenda(services, shop, today(services, shop), shop.business.horizon_days + 1)
+    signer = _cancels()
     return render_template(
         "admin/bookings.html",
-        business=services.catalog.business.name,
+        business=shop.business.name,
         days=days,
         token=lambda ref: signer.dumps(ref),
         notice=_notice(request.args),
@@ -91,20 +129,20 @@ def bookings() -> str:
 
 @bp.post("/cancel")
 def cancel() -> Response:
-    services = get_services()
+    services, shop = get_services(), _shop()
     ref = request.form.get("ref", "")
     try:
-        signed = _signer(_password() or "").loads(request.form.get("token", ""), max_age=TOKEN_MAX_AGE)
+        signed = _cancels().loads(request.form.get("token", ""), max_age=TOKEN_MAX_AGE)
     except BadSignature:
         signed = None
     if not ref or signed != ref:
         return _plain(400, "This page is out of date or the form was not sent from it: reload it and try again.")
-    result, booking = services.desk.cancel_for_business(ref, services.clock())
+    result, booking = cancel_for_business(services, shop, ref)
     if result != "ok" or booking is None:
-        log.info("admin: cancel of %s refused (%s)", ref, result)
+        log.info("admin: %s: cancel of %s refused (%s)", shop.id, ref, result)
         return redirect(url_for("admin.bookings", notice=_notices().dumps({"refused": ref, "why": result})), 303)
-    told = tell_cancelled(services, booking)
-    log.info("admin: cancelled %s (customer told: %s)", ref, "yes" if told else "no")
+    told = tell_cancelled(services, shop, booking)
+    log.info("admin: %s: cancelled %s (customer told: %s)", shop.id, ref, "yes" if told else "no")
     return redirect(url_for("admin.bookings", notice=_notices().dumps({"cancelled": ref, "told": told})), 303)
 
 
@@ -133,5 +171,9 @@ def refuse(exc: HTTPException) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    if not get_services(app).settings.admin_password:
+    directory = get_services(app).directory
+    off = [shop.id for shop in directory if not _secret(shop)]
+    if len(off) == len(directory):
         log.info("admin page is off: set ADMIN_PASSWORD to turn on /admin")
+    elif off:
+        log.info("no /admin password for: %s (ADMIN_PASSWORD_<ID> or admin_password_hash)", ", ".join(off))

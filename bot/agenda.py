@@ -1,6 +1,7 @@
-"""The business's bookings as the owner reads them: by day, in the business's time zone.
+"""A business's bookings as its owner reads them: by day, in the business's time zone; and the
+owner's own writes (a cancel by the business).
 
-Shared by the admin page and ``flask bookings list``.
+Shared by the admin page and ``flask bookings …``.
 """
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from .booking.desk import Booking
 from .booking.formats import day_label, time_label
+from .booking.records import Booking, epoch
+from .booking.requests import cancel_request, resource_of
 from .logs import mask_phone
 from .services import Services
+from .tenants import Tenant
 
 
 @dataclass(frozen=True)
@@ -34,28 +37,34 @@ class Day:
     entries: list[Entry]
 
 
-def day_start(services: Services, day: date) -> datetime:
+def day_start(shop: Tenant, day: date) -> datetime:
     """Local midnight of ``day`` in the business's time zone."""
-    return datetime.combine(day, time(0), services.catalog.business.timezone)
+    return datetime.combine(day, time(0), shop.business.timezone)
 
 
-def today(services: Services) -> date:
-    return services.desk.local_day(services.clock())
+def today(services: Services, shop: Tenant) -> date:
+    return shop.availability.local_day(services.clock())
 
 
-def bookings_from(services: Services, first: date, days: int) -> list[Booking]:
+def between(shop: Tenant, start: datetime, end: datetime) -> list[Booking]:
+    """Every booking (any status) starting in ``[start, end)``, by start. Two round trips."""
+    refs = shop.bookings.refs_between(epoch(start), epoch(end))
+    return [Booking.from_hash(data) for data in shop.bookings.bookings(refs) if data]
+
+
+def bookings_from(shop: Tenant, first: date, days: int) -> list[Booking]:
     """Every booking starting on ``days`` local days from ``first`` (two round trips)."""
-    return services.desk.between(day_start(services, first), day_start(services, first + timedelta(days=days)))
+    return between(shop, day_start(shop, first), day_start(shop, first + timedelta(days=days)))
 
 
-def agenda(services: Services, first: date, days: int) -> list[Day]:
+def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day]:
     """Bookings of ``days`` days from ``first``, grouped by local day; days without any are left out."""
-    tz = services.catalog.business.timezone
-    t = services.catalogs.get(services.settings.default_language)
+    tz = shop.business.timezone
+    t = services.catalogs.get(shop.default_language)
     now = services.clock()
     grouped: dict[date, list[Entry]] = {}
-    for booking in bookings_from(services, first, days):
-        service = services.catalog.service(booking.service_id)
+    for booking in bookings_from(shop, first, days):
+        service = shop.catalog.service(booking.service_id)
         entry = Entry(
             ref=booking.ref,
             time=f"{time_label(booking.start, tz, t)}–{time_label(booking.end, tz, t)}",
@@ -65,8 +74,29 @@ def agenda(services: Services, first: date, days: int) -> list[Day]:
             status=booking.status,
             cancellable=booking.status == "confirmed" and booking.start > now,
         )
-        grouped.setdefault(services.desk.local_day(booking.start), []).append(entry)
+        grouped.setdefault(shop.availability.local_day(booking.start), []).append(entry)
     return [Day(day, day_label(day, t), entries) for day, entries in sorted(grouped.items())]
+
+
+def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str, Booking | None]:
+    """The business cancels ``ref``: no cut-off, but never one that has started. Two round trips."""
+    data = shop.bookings.booking(ref)
+    if not data:
+        return "unknown", None
+    booking = Booking.from_hash(data)
+    service = shop.catalog.service(booking.service_id)
+    request = cancel_request(
+        shop.business,
+        booking,
+        resource=resource_of(booking, service),
+        phone=booking.phone,
+        now=services.clock(),
+        by_business=True,
+    )
+    result = shop.bookings.cancel(request)
+    if result == "ok":
+        services.stats.incr("bookings.cancelled", business=shop.id)
+    return result, booking
 
 
 _REFUSALS = {

@@ -34,7 +34,7 @@ _KINDS: dict[str, type[Button]] = {}
 
 
 class LabelContext(Protocol):
-    """What a button needs to name itself: the customer's translator, the catalogs, the desk."""
+    """What a button needs to name itself: the customer's translator, the catalogs, the business."""
 
     @property
     def t(self) -> Any: ...
@@ -43,7 +43,7 @@ class LabelContext(Protocol):
     def catalogs(self) -> Any: ...
 
     @property
-    def desk(self) -> Any: ...
+    def shop(self) -> Any: ...
 
 
 class Button:

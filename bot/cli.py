@@ -14,7 +14,9 @@ from twilio.request_validator import RequestValidator
 
 from . import commands
 from .channels.content import preview
+from .commands.common import business_option, pick_business
 from .services import get_services
+from .tenants import Tenant
 
 BUSINESS_NUMBER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
 
@@ -49,28 +51,31 @@ def reply_texts(twiml: bytes) -> list[str]:
 @click.option("--name", default="Alex", show_default=True, help="Your pretend WhatsApp profile name.")
 @click.option("--lang", default=None, help="Add ?lang=XX to the webhook URL, as a business number may.")
 @click.option("--verbose", is_flag=True, help="Also show the webhook's log line for each message.")
+@business_option
 @with_appcontext
-def chat(phone: str, name: str, lang: str | None, verbose: bool) -> None:
+def chat(phone: str, name: str, lang: str | None, verbose: bool, business_id: str | None) -> None:
     """Chat with the bot: each line is sent as a signed Twilio webhook; numbers pick options."""
+    shop = pick_business(business_id)
     webhook_log = logging.getLogger("bot.webhook")
     level = webhook_log.level
     if not verbose:
         webhook_log.setLevel(logging.WARNING)
     try:
-        _converse(phone, name, lang)
+        _converse(shop, phone, name, lang)
     finally:
         webhook_log.setLevel(level)
 
 
-def _converse(phone: str, name: str, lang: str | None) -> None:
+def _converse(shop: Tenant, phone: str, name: str, lang: str | None) -> None:
     services = get_services()
+    to = f"whatsapp:{shop.business.numbers[0]}" if shop.business.numbers else BUSINESS_NUMBER
     base = services.settings.public_base_url or "http://localhost"
     path = "/webhook" + (f"?lang={lang}" if lang else "")
     validator = RequestValidator(services.settings.twilio_auth_token or "signature-checks-are-off")
     client = current_app.test_client()
-    click.echo(f"Chatting as {name} ({phone}). Type a message, a number to pick an option; Ctrl-D quits.")
+    click.echo(f"Chatting with {shop.business.name} as {name} ({phone}). Type a message; Ctrl-D quits.")
     click.echo("Try: hi")
-    if services.settings.content_api:
+    if shop.channel.out_of_band:
         click.echo("Content API mode: replies are read from your outbox (what the worker would send).")
     last_entry = "0-0"
     while True:
@@ -81,7 +86,7 @@ def _converse(phone: str, name: str, lang: str | None) -> None:
             break
         if not text:
             continue
-        form = twilio_form(phone, text, name=name)
+        form = twilio_form(phone, text, name=name, To=to)
         response = client.post(
             path,
             base_url=base,
@@ -92,8 +97,8 @@ def _converse(phone: str, name: str, lang: str | None) -> None:
             click.echo(f"[{response.status_code}] {response.get_data(as_text=True).strip()}")
             continue
         messages = reply_texts(response.data)
-        if services.settings.content_api:
-            entries = services.redis.xrange(services.outbox.keys.stream(phone), min=f"({last_entry}")
+        if shop.channel.out_of_band:
+            entries = services.redis.xrange(shop.keys.outbox(phone), min=f"({last_entry}")
             last_entry = entries[-1][0] if entries else last_entry
             messages += [preview(json.loads(fields["m"])) for _, fields in entries]
         for message in messages:

@@ -160,6 +160,22 @@ def _admin_password(value: Any) -> str | None:
     return password
 
 
+ADMIN_PASSWORD_PREFIX = "ADMIN_PASSWORD_"
+
+
+def _admin_passwords(value: Any) -> dict[str, str]:
+    """``{ADMIN_PASSWORD_<ID>: password}``, each checked like ADMIN_PASSWORD; blank ones left out."""
+    passwords = {}
+    for key, password in dict(value or {}).items():
+        try:
+            checked = _admin_password(password)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+        if checked is not None:
+            passwords[key] = checked
+    return passwords
+
+
 def _log_format(value: Any) -> str:
     fmt = "auto" if _blank(value) else str(value).strip().lower()
     if fmt not in {"auto", "plain", "json"}:
@@ -242,14 +258,24 @@ class Settings:
     )
     default_language: str = _setting("en", _language, "Language when nothing else decides it.")
     bot_catalog: str | None = _setting(
-        None, _optional_text, "Path of the business's catalog (TOML). Unset: the sample salon."
+        None,
+        _optional_text,
+        "A business's catalog (TOML file), or a folder of them (one business each). Unset: the sample salon.",
     )
     log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
     log_format: str = _setting(
         "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
     )
     admin_password: str | None = _setting(
-        None, _admin_password, "Password of the /admin page (HTTP basic auth). Unset: the page is off."
+        None, _admin_password, "Password of the /admin page (HTTP basic auth) when there is one business."
+    )
+    admin_passwords: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "parse": _admin_passwords,
+            "help": "ADMIN_PASSWORD_<ID>: the /admin password of business <ID> (upper case, '-' as '_').",
+            "prefix": ADMIN_PASSWORD_PREFIX,
+        },
     )
 
     @property
@@ -269,24 +295,41 @@ class Settings:
         return self.redis_wait_replicas
 
     @property
-    def content_api(self) -> bool:
-        """Buttons go out through the Content API (else: TwiML text with numbered options)."""
-        sender = self.twilio_from or self.twilio_messaging_service_sid
-        return bool(self.twilio_account_sid and self.twilio_auth_token and sender)
+    def twilio_rest(self) -> bool:
+        """Twilio's REST API can be used (an account SID and its auth token are set): a business with a
+        sender then gets its replies as buttons through the Content API (see ``bot.tenants``)."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
 
     @classmethod
     def keys(cls) -> list[str]:
-        return [f.name.upper() for f in fields(cls)]
+        return [f.name.upper() for f in fields(cls) if "prefix" not in f.metadata]
+
+    @classmethod
+    def prefixes(cls) -> list[str]:
+        """Families of settings named by a prefix (``ADMIN_PASSWORD_<ID>``)."""
+        return [f.metadata["prefix"] for f in fields(cls) if "prefix" in f.metadata]
+
+    @classmethod
+    def is_known(cls, key: str) -> bool:
+        return key in cls.keys() or any(key.startswith(prefix) for prefix in cls.prefixes())
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {f.name.upper(): f.default for f in fields(cls)}
+        return {f.name.upper(): f.default for f in fields(cls) if "prefix" not in f.metadata}
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
         """Parse every known key of ``config``; the first bad one raises ConfigError."""
         values = {}
         for f in fields(cls):
+            if "prefix" in f.metadata:
+                family = {k: v for k, v in config.items() if k.startswith(f.metadata["prefix"])}
+                try:
+                    values[f.name] = f.metadata["parse"](family)
+                except ValueError as exc:
+                    key, _, reason = str(exc).partition(": ")
+                    raise ConfigError(key, reason) from None
+                continue
             key = f.name.upper()
             try:
                 values[f.name] = f.metadata["parse"](config.get(key, f.default))
@@ -300,10 +343,9 @@ def layered_config(
 ) -> dict[str, Any]:
     """Defaults, then ``.env``, then the environment, then ``test_config`` (later wins)."""
     config = Settings.defaults()
-    known = set(config)
     if dotenv_path is not None and dotenv_path.is_file():
-        config.update({k: v for k, v in dotenv_values(dotenv_path).items() if k in known})
-    config.update({k: v for k, v in environ.items() if k in known})
+        config.update({k: v for k, v in dotenv_values(dotenv_path).items() if Settings.is_known(k)})
+    config.update({k: v for k, v in environ.items() if Settings.is_known(k)})
     if test_config:
         config.update(test_config)
     return config

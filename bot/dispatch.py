@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from .booking.store import Read
 from .buttons import Button
 from .i18n import Catalogs, normalize
 from .replies import Reply
-from .sessions import STEP_CODES
 
 if TYPE_CHECKING:
-    from .booking.desk import BookingDesk, ReadAhead
+    from .tenants import Tenant
     from .turn import Turn
 
 B = TypeVar("B", bound=Button)
@@ -37,7 +37,8 @@ Render = Callable[["Turn"], Reply]
 Handle = Callable[["Turn", B], Reply]
 Check = Callable[["Turn", B], bool]
 Fallback = Callable[["Turn", Unmatched], Reply]
-ReadAheadPlan = Callable[["BookingDesk", B, datetime], "ReadAhead | None"]
+#: what a tap of a button will read, known from the button alone: (business, button, phone, now) → reads
+ReadAheadPlan = Callable[["Tenant", B, str, datetime], list[Read]]
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,6 @@ class Registry:
         def register(render: Render) -> Render:
             if name in self._steps:
                 raise ValueError(f"step {name!r} registered twice")
-            if name in STEP_CODES.values():
-                raise ValueError(f"step {name!r} would be read back as a built-in step (bot.sessions.STEP_CODES)")
             self._steps[name] = render
             if back is not None:
                 self._back[name] = back
@@ -123,9 +122,9 @@ class Registry:
     def has_step(self, name: str) -> bool:
         return name in self._steps
 
-    def plan_reads(self, button: Button, desk: BookingDesk, now: datetime) -> ReadAhead | None:
+    def plan_reads(self, button: Button, shop: Tenant, phone: str, now: datetime) -> list[Read]:
         plan = self._read_ahead.get(button.kind)
-        return plan(desk, button, now) if plan else None
+        return plan(shop, button, phone, now) if plan else []
 
     def render(self, step: str, turn: Turn) -> Reply:
         return self._steps[step](turn)

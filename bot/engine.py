@@ -1,8 +1,10 @@
-"""One tap, start to finish: load, resolve the action, dispatch, save and reply.
+"""One tap, start to finish: load, resolve the action, dispatch, apply and reply.
 
-Two Redis round trips when nothing collides: :meth:`SessionStore.load` and
-:meth:`SessionStore.commit`. When another tap from the same phone commits in between,
-the whole turn is replayed on the fresh state, so no update is ever lost.
+Two Redis round trips when nothing collides: :meth:`TapStore.load` and :meth:`TapStore.apply`.
+The apply writes everything the tap causes (session, hold, booking, outbox entry) or nothing:
+when another tap of the same phone wrote first, or a booking request's outcome is no longer the
+one the reply announces, the whole tap runs again on the new state, so no update is lost and no
+reply contradicts what was stored.
 """
 
 from __future__ import annotations
@@ -13,23 +15,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 import redis
 
-from .booking.desk import BookingDesk, ReadAhead
+from .booking.requests import BookRequest, CancelRequest, ReleaseRequest, Request
+from .booking.store import Read
 from .buttons import Button, without_turn
-from .channels import Channel, Option, Outgoing, Rendered, TwimlChannel
+from .channels import Option, Outgoing, Rendered
 from .dispatch import Action, Registry, Unmatched
+from .effects import Effects, Outcome
 from .errors import BadButtonId
+from .flows import state
 from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
 from .outbox import epoch_ms
+from .reads import Reads
 from .replies import EMPTY_TWIML, render_text_only
-from .sessions import Session, migrate
+from .sessions import Session
 from .stats import Stats
-from .store import CommitStatus, SessionStore
+from .store import Status, TapPlan, TapStore
+from .tenants import Tenant
 from .turn import Turn
 
 log = logging.getLogger(__name__)
@@ -51,54 +57,46 @@ class TurnResult:
 
 
 class Conversation:
-    """Runs taps against the store with the registered flows."""
+    """Runs taps against the store with the registered flows, for any business."""
 
     def __init__(
         self,
-        store: SessionStore,
+        store: TapStore,
         flows: Registry,
         catalogs: Catalogs,
         stats: Stats,
         *,
-        desk: BookingDesk,
-        default_language: str,
         clock: Callable[[], datetime],
-        max_attempts: int = 20,
+        max_attempts: int = 40,
         pause: Callable[[float], None] = time.sleep,
-        channel: Channel | None = None,
     ) -> None:
         flows.validate()
         self.store = store
         self.flows = flows
         self.catalogs = catalogs
         self.stats = stats
-        self.desk = desk
-        self.default_language = default_language
         self.clock = clock
         self.max_attempts = max_attempts
         self.pause = pause
-        self.channel = channel or TwimlChannel()
         self.keywords = flows.compile_keywords(catalogs)
 
-    def reply_to(self, message: InboundMessage, *, lang_param: str | None = None) -> TurnResult:
-        keys = self.store.keys(message.phone, message.message_sid)
-        language = self.catalogs.pick(lang_param) or self.default_language
+    def reply_to(self, shop: Tenant, message: InboundMessage, *, lang_param: str | None = None) -> TurnResult:
+        language = shop.pick_language(lang_param, self.catalogs) or shop.default_language
         round_trips = 0
+        known: dict[tuple[object, ...], Outcome] = {}
         try:
             for attempt in range(1, self.max_attempts + 1):
                 now = self.clock()
-                ahead = self._read_ahead(message, now)
-                snapshot = self.store.load(keys, partial(self.desk.queue_read_ahead, ahead=ahead) if ahead else None)
+                snapshot = self.store.load(shop, message.phone, message.message_sid, self._reads(shop, message, now))
                 round_trips += 1
+                if shop.upgrading and snapshot.upgraded:
+                    shop.end_upgrade()
                 if snapshot.prior_reply is not None:
                     return TurnResult(snapshot.prior_reply, "duplicate", "", round_trips, attempt)
                 if snapshot.answered:  # a late retry whose reply record lapsed: answered once, send nothing
                     return TurnResult(EMPTY_TWIML, "duplicate", "", round_trips, attempt)
-                if ahead:
-                    self.desk.take_read_ahead(ahead, snapshot.also)
-                data, migrated = migrate(snapshot.session, self.default_language)
-                session = Session(data)
-                language = self._language(lang_param, snapshot.profile_language, session.language)
+                session = Session(snapshot.session)
+                language = self._language(shop, lang_param, snapshot.profile_language, session.language)
                 turn = Turn(
                     message=message,
                     session=session,
@@ -106,31 +104,44 @@ class Conversation:
                     catalogs=self.catalogs,
                     flows=self.flows,
                     now=now,
-                    desk=self.desk,
-                    read_ahead=ahead,
+                    shop=shop,
+                    reads=Reads(shop.bookings, snapshot.reads),
+                    effects=Effects(known),
                 )
                 outcome, handler, rendered = self._run(turn)
-                body = rendered.body
-                round_trips += turn.trips
-                result = self.store.commit(
-                    keys,
-                    expected_rev=turn.session.rev,
-                    fields=turn.session.fields(),
-                    reply=body,
-                    profile_language=turn.profile_language,
+                round_trips += turn.reads.trips
+                requests = [*turn.effects.requests, *self._releases(turn)]
+                moving_in = snapshot.from_legacy or snapshot.profile_from_legacy  # release 1's keys: move them
+                plan = TapPlan(
+                    shop=shop,
+                    phone=message.phone,
+                    message_sid=message.message_sid,
+                    expected_rev="" if snapshot.from_legacy else session.rev,
+                    fields=session.fields(),
+                    reply=rendered.body,
+                    requests=requests,
+                    profile_language=turn.profile_language
+                    or (snapshot.profile_language if snapshot.profile_from_legacy else None),
                     outbound=rendered.outbound,
-                    seen_ms=epoch_ms(turn.now) if self.channel.out_of_band else None,
+                    window_ms=epoch_ms(now) if shop.channel.out_of_band else None,
+                    now_ms=epoch_ms(now),
+                    drop_legacy=moving_in,
                 )
-                round_trips += 1
-                if result.status is CommitStatus.OK:
-                    if migrated:
-                        self.stats.incr("migrations")
-                        log.info("migrated session of %s to the current layout", mask_phone(message.phone))
-                    return TurnResult(body, outcome, handler, round_trips, attempt)
-                if result.status is CommitStatus.DUPLICATE:
-                    return TurnResult(result.prior_reply or EMPTY_TWIML, "duplicate", "", round_trips, attempt)
-                self.stats.incr("conflicts")
-                self.pause(random.uniform(0, min(0.02, 0.001 * 2**attempt)))
+                applied = self.store.apply(plan)
+                round_trips += 1 + (1 if moving_in and applied.status is Status.OK else 0)
+                if applied.purged:
+                    self.stats.incr("holds.expired", applied.purged, business=shop.id)
+                if applied.status is Status.OK:
+                    self._count(shop, requests, snapshot.from_legacy, message.phone)
+                    return TurnResult(rendered.body, outcome, handler, round_trips, attempt)
+                if applied.status is Status.DUPLICATE:
+                    return TurnResult(applied.prior_reply or EMPTY_TWIML, "duplicate", "", round_trips, attempt)
+                if applied.status is Status.REFUSED:  # the store knows better now: run again, knowing it
+                    known[requests[applied.refused].key] = applied.outcome
+                    self.stats.incr("refusals", business=shop.id)
+                    continue
+                self.stats.incr("conflicts", business=shop.id)
+                self.pause(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
         except redis.RedisError as exc:
             log.warning("redis error for %s: %s: %s", mask_phone(message.phone), type(exc).__name__, exc)
             body = render_text_only(self.catalogs.get(language).gettext(TROUBLE))
@@ -139,24 +150,52 @@ class Conversation:
         body = render_text_only(self.catalogs.get(language).gettext(BUSY))
         return TurnResult(body, "busy", "", round_trips, attempt)
 
-    def _read_ahead(self, message: InboundMessage, now: datetime) -> ReadAhead | None:
-        """What the tapped button's reply will read, so the load can fetch it in the same trip."""
-        payload = message.button_payload or message.list_id
-        if not payload:
-            return None
-        try:
-            button = Button.unpack(payload)
-        except BadButtonId:
-            return None
-        return self.flows.plan_reads(button, self.desk, now)
+    def _count(self, shop: Tenant, requests: list[Request], migrated: bool, phone: str) -> None:
+        for request in requests:
+            if isinstance(request, BookRequest):
+                self.stats.incr("bookings.rescheduled" if request.moving else "bookings.created", business=shop.id)
+            elif isinstance(request, CancelRequest):
+                self.stats.incr("bookings.cancelled", business=shop.id)
+        if migrated:
+            self.stats.incr("migrations", business=shop.id)
+            log.info("moved the release-1 conversation of %s to business %s", mask_phone(phone), shop.id)
 
-    def _language(self, lang_param: str | None, profile: str | None, session: str) -> str:
-        """``?lang`` → the customer's choice → the session's language → the default."""
+    def _reads(self, shop: Tenant, message: InboundMessage, now: datetime) -> list[Read]:
+        """What the tapped button (or a typed keyword) will read, so the load can fetch it too."""
+        button: Button | None = None
+        payload = message.button_payload or message.list_id
+        if payload:
+            try:
+                button = Button.unpack(payload)
+            except BadButtonId:
+                return []
+        else:
+            text = normalize(message.body)
+            button = self.keywords.get(text) if text and not text.isdigit() else None
+        return self.flows.plan_reads(button, shop, message.phone, now) if button else []
+
+    def _language(self, shop: Tenant, lang_param: str | None, profile: str | None, session: str) -> str:
+        """``?lang`` → the customer's choice → the session's language → the business's default."""
         for candidate in (lang_param, profile, session):
-            code = self.catalogs.pick(candidate)
+            code = shop.pick_language(candidate, self.catalogs)
             if code:
                 return code
-        return self.default_language
+        return shop.default_language
+
+    @staticmethod
+    def _releases(turn: Turn) -> list[Request]:
+        """The customer's previous hold, given back in the same write when the session no longer has it
+        (and no booking was made from it): so a phone never holds more than one time."""
+        token = turn.session.loaded("hold")
+        if not token or token == turn.session.get("hold"):
+            return []
+        if any(isinstance(r, BookRequest) and r.token == token for r in turn.effects.requests):
+            return []
+        day = state.parse_day(turn.session.loaded("hold_day"))
+        service = turn.shop.catalog.service(turn.session.loaded("service"))
+        if day is None or service is None:
+            return []
+        return [ReleaseRequest(service.resource, day, token)]
 
     def _run(self, turn: Turn) -> tuple[str, str, Rendered]:
         """Outcome, handler name and the reply rendered for the channel; mutates ``turn.session``."""
@@ -173,12 +212,13 @@ class Conversation:
                 action = self.flows.start_button
             handler, reply, unmatched = self.flows.dispatch(turn, action)
             outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"
-        session.language = "" if turn.t.code == self.default_language else turn.t.code  # the default: not stored
+        session.language = turn.t.code
         if [b.pack() for b in reply.options] != [without_turn(p) for p in session.offered]:
             session.next_turn()  # new options: buttons of earlier messages stop working
         session.offered = [button.pack(session.turn) for button in reply.options]
         options = tuple(Option(packed, b.label(turn)) for packed, b in zip(session.offered, reply.options, strict=True))
-        return outcome, handler, self.channel.render(Outgoing(reply.text, options), turn.t)
+        sender = turn.shop.reply_sender(turn.message.to) or ""
+        return outcome, handler, turn.shop.channel.render(Outgoing(reply.text, options), turn.t, sender)
 
     def _resolve(self, turn: Turn) -> Action:
         """ButtonPayload, then ListId, then typed text: an option's number or title, a keyword."""

@@ -25,7 +25,7 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     services = get_services()
-    checks: dict[str, str] = {"catalog": "ok" if services.catalog.services else "empty"}
+    checks: dict[str, str] = {"catalog": "ok" if all(shop.catalog.services for shop in services.directory) else "empty"}
     started = time.perf_counter()
     try:
         services.redis.ping()

@@ -47,9 +47,11 @@ def metrics() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Serve ``/metrics``, with the outbox's depth read from Redis at each scrape (one ZCARD)."""
+    """Serve ``/metrics``, with the outboxes' depth read from Redis at each scrape (one ZCARD a business)."""
     app.register_blueprint(bp)
     services = get_services(app)
     services.stats.add_probe(
-        "outbox_due_customers", "Customers with unsent messages in the outbox.", services.outbox.depth
+        "outbox_due_customers",
+        "Customers with unsent messages in the outbox.",
+        lambda: sum(outbox.depth() for outbox in services.outboxes.values()),
     )

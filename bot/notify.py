@@ -14,32 +14,33 @@ import logging
 
 import redis
 
-from .booking.desk import Booking
 from .booking.formats import booking_label
+from .booking.records import Booking
 from .i18n import N_
 from .logs import mask_phone
 from .outbox import epoch_ms, in_window
 from .services import Services
+from .tenants import Tenant
 
 log = logging.getLogger(__name__)
 
 CANCELLED = N_("Your booking is cancelled: {booking}")
 
 
-def tell_customer(services: Services, phone: str, text: str) -> bool:
-    """Queue ``text`` for ``phone``; whether it will go out (a channel exists and the window is open)."""
-    if not services.settings.content_api:
+def tell_customer(services: Services, shop: Tenant, phone: str, text: str) -> bool:
+    """Queue ``text`` for ``phone`` from ``shop``; whether it will go out (a channel exists and the
+    window is open)."""
+    if not shop.channel.out_of_band:
         log.info("no outgoing channel is configured: %s was not told", mask_phone(phone))
         services.stats.incr("notify.no_channel")
         return False
-    outbox = services.outbox
+    outbox = services.outboxes[shop.id]
     try:
-        seen = outbox.client.get(outbox.keys.seen(phone))
-        if not in_window(int(seen) if seen else None, epoch_ms(services.clock())):
+        if not in_window(outbox.window_ms(phone), epoch_ms(services.clock())):
             log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form text, not told", mask_phone(phone))
             services.stats.incr("notify.outside_window")
             return False
-        outbox.enqueue_text(phone, text)
+        outbox.enqueue_text(phone, text, shop.sender)
     except redis.RedisError as exc:  # what was done (e.g. a cancel) stands; the operator must tell them
         log.warning("could not queue a message to %s: %s: %s", mask_phone(phone), type(exc).__name__, exc)
         services.stats.incr("notify.failed")
@@ -49,12 +50,12 @@ def tell_customer(services: Services, phone: str, text: str) -> bool:
     return True
 
 
-def tell_cancelled(services: Services, booking: Booking) -> bool:
+def tell_cancelled(services: Services, shop: Tenant, booking: Booking) -> bool:
     """Tell the customer, in the language they booked in, that ``booking`` was cancelled."""
-    language = services.catalogs.pick(booking.language) or services.settings.default_language
+    language = shop.pick_language(booking.language, services.catalogs) or shop.default_language
     t = services.catalogs.get(language)
-    text = t.gettext(CANCELLED).format(booking=booking_label(services.catalog, booking, t))
-    return tell_customer(services, booking.phone, text)
+    text = t.gettext(CANCELLED).format(booking=booking_label(shop.catalog, booking, t))
+    return tell_customer(services, shop, booking.phone, text)
 
 
 def told_text(told: bool) -> str:

@@ -7,31 +7,33 @@ never through module globals (the Flask-Limiter pattern).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import redis
 from flask import Flask, current_app
 from twilio.http import HttpClient
 from twilio.rest import Client
 
-from .booking.catalog import SAMPLE_CATALOG, Catalog, load_catalog
-from .booking.desk import BookingDesk
-from .booking.store import BookingStore
-from .channels import TwimlChannel
-from .channels.content import ContentChannel
+from .booking.catalog import SAMPLE_CATALOG, Catalog, check_businesses, load_catalogs
 from .channels.twilio import build_client
 from .config import Settings
 from .connections import connect
 from .durability import warn_if_not_durable
 from .engine import Conversation
+from .errors import ConfigError
 from .flows import build_registry
 from .i18n import Catalogs
+from .keys import SharedKeys
+from .lua import Scripts
 from .outbox import Outbox
 from .signature import SignatureCheck
 from .stats import SharedCounts, Stats
-from .store import SessionStore
+from .store import TapStore
+from .tenants import Directory, Tenant, build_tenant
+from .upgrade import detect
 
 EXTENSION = "tapbook"
 log = logging.getLogger(__name__)
@@ -48,17 +50,28 @@ class Services:
     redis: redis.Redis
     embedded: bool
     catalogs: Catalogs
-    catalog: Catalog
+    #: the businesses served, by id and by number
+    directory: Directory
     stats: Stats
-    store: SessionStore
-    desk: BookingDesk
+    store: TapStore
     conversation: Conversation
     signature: SignatureCheck
     clock: Callable[[], datetime]
-    #: the durable outbox of Content API messages (see bot.outbox)
-    outbox: Outbox
+    #: the durable outbox of Content API messages of each business, by id (see bot.outbox)
+    outboxes: dict[str, Outbox]
+    scripts: Scripts
+    shared_keys: SharedKeys
     #: Twilio REST client, when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set
     twilio: Client | None
+    #: numbers no business claims, and when a message to each was last logged as a WARNING
+    unrouted_warned: dict[str, float] = field(default_factory=dict)
+
+    def business(self, business_id: str | None = None) -> Tenant:
+        """The business ``business_id``, or the only one; ConfigError-free lookups for commands."""
+        shop = self.directory.get(business_id) if business_id else self.directory.only
+        if shop is None:
+            raise LookupError(business_id or "")
+        return shop
 
 
 def utc_now() -> datetime:
@@ -75,17 +88,32 @@ def build_redis(settings: Settings) -> tuple[redis.Redis, bool]:
     return connect(settings), False  # type: ignore[return-value]  # a Cluster answers the same commands
 
 
+def load_businesses(
+    settings: Settings, catalogs: Catalogs, given: Catalog | Sequence[Catalog] | None
+) -> list[tuple[Path | None, Catalog]]:
+    """``given`` (tests) or ``BOT_CATALOG``'s catalogs (the sample salon when unset), checked."""
+    if given is None:
+        return list(load_catalogs(settings.bot_catalog or SAMPLE_CATALOG, languages=catalogs.languages))
+    loaded: list[tuple[Path | None, Catalog]] = [
+        (Path(f"<catalog {c.business.id}>"), c) for c in ([given] if isinstance(given, Catalog) else given)
+    ]
+    check_businesses(loaded)  # type: ignore[arg-type]
+    return loaded
+
+
 def build_services(
     settings: Settings,
     catalogs: Catalogs,
     *,
     signature_checks: bool,
     clock: Callable[[], datetime] | None,
-    catalog: Catalog | None = None,
+    catalog: Catalog | Sequence[Catalog] | None = None,
     twilio_http: HttpClient | None = None,
 ) -> Services:
-    """Everything a request needs, built once. ``catalog`` (tests) replaces ``BOT_CATALOG``."""
-    catalog = catalog or load_catalog(settings.bot_catalog or SAMPLE_CATALOG, languages=catalogs.languages)
+    """Everything a request needs, built once. ``catalog`` (tests: one or several) replaces ``BOT_CATALOG``."""
+    businesses = load_businesses(settings, catalogs, catalog)
+    if len(businesses) > 1 and settings.admin_password:
+        raise ConfigError("ADMIN_PASSWORD", "is for one business; with several, set ADMIN_PASSWORD_<ID> for each")
     client, embedded = build_redis(settings)
     if embedded:
         log.warning(EMBEDDED_WARNING)
@@ -93,44 +121,45 @@ def build_services(
         warn_if_not_durable(client)
     if not signature_checks:
         log.warning("X-Twilio-Signature checks are OFF: anyone can post to /webhook")
-    stats = Stats(shared=SharedCounts(client, f"{settings.redis_key_prefix}:outbox-totals"))
-    store = SessionStore(
+    shared_keys = SharedKeys(settings.redis_key_prefix)
+    stats = Stats(shared=SharedCounts(client, shared_keys.outbox_totals))
+    scripts = Scripts(client)
+    tenants = [
+        build_tenant(
+            c, client=client, scripts=scripts, settings=settings, catalogs=catalogs, single=len(businesses) == 1, file=f
+        )
+        for f, c in businesses
+    ]
+    detect(client, tenants, settings.redis_key_prefix)
+    for shop in tenants:
+        stats.add_business(shop.id)
+    directory = Directory(tenants)
+    clock = clock or utc_now
+    store = TapStore(
         client,
-        prefix=settings.redis_key_prefix,
+        scripts,
         session_ttl=settings.session_ttl_seconds,
         profile_ttl=settings.profile_ttl_seconds,
         dedupe_ttl=settings.dedupe_ttl_seconds,
     )
-    clock = clock or utc_now
-    desk = BookingDesk(
-        catalog, BookingStore(client, prefix=settings.redis_key_prefix, business=catalog.business.id), stats
-    )
-    conversation = Conversation(
-        store,
-        build_registry(),
-        catalogs,
-        stats,
-        desk=desk,
-        default_language=settings.default_language,
-        clock=clock,
-        channel=ContentChannel() if settings.content_api else TwimlChannel(),
-    )
+    conversation = Conversation(store, build_registry(), catalogs, stats, clock=clock)
     signature = SignatureCheck(
         settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
     )
     return Services(
-        settings,
-        client,
-        embedded,
-        catalogs,
-        catalog,
-        stats,
-        store,
-        desk,
-        conversation,
-        signature,
-        clock,
-        outbox=Outbox(client, prefix=settings.redis_key_prefix, clock=clock),
+        settings=settings,
+        redis=client,
+        embedded=embedded,
+        catalogs=catalogs,
+        directory=directory,
+        stats=stats,
+        store=store,
+        conversation=conversation,
+        signature=signature,
+        clock=clock,
+        outboxes={shop.id: Outbox(client, shop.keys, clock=clock) for shop in tenants},
+        scripts=scripts,
+        shared_keys=shared_keys,
         twilio=build_client(settings, twilio_http),
     )
 

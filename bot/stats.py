@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 log = logging.getLogger(__name__)
 
 #: Every outcome a webhook can have; all are exported from the start, at zero.
-OUTCOMES = ("ok", "forged", "malformed", "duplicate", "stale", "redis_error", "busy", "error")
+OUTCOMES = ("ok", "forged", "malformed", "duplicate", "stale", "redis_error", "busy", "error", "unrouted")
 BOOKING_CHANGES = ("created", "cancelled", "rescheduled")
 #: names counted in Redis when the app has SharedCounts (see the module's docstring)
 SHARED_PREFIX = "outbox."
@@ -36,22 +36,28 @@ SHARED_PREFIX = "outbox."
 
 @dataclass(frozen=True)
 class Named:
-    """``prefix`` + value → ``metric{label=value}``; with no label, the name maps exactly."""
+    """``prefix`` + value → ``metric{label=value}``; with no label, the name maps exactly.
+    ``per_business``: the metric also carries a ``business`` label (the business id, or ``none``
+    for requests no business was found for)."""
 
     metric: str
     label: str = ""
+    per_business: bool = False
 
 
-#: Counter names the code uses → metrics. ``taps.ok`` → ``tapbook_webhooks_total{outcome="ok"}``.
+#: Counter names the code uses → metrics. ``taps.ok`` → ``tapbook_webhooks_total{outcome="ok",business="…"}``.
 NAMED: dict[str, Named] = {
-    "taps.": Named("webhooks", "outcome"),
-    "bookings.": Named("bookings", "change"),
+    "taps.": Named("webhooks", "outcome", per_business=True),
+    "bookings.": Named("bookings", "change", per_business=True),
     "outbox.": Named("outbox_messages", "result"),
     "status.": Named("delivery_status_callbacks", "status"),
-    "conflicts": Named("commit_conflicts"),
-    "migrations": Named("session_migrations"),
-    "holds.expired": Named("holds_expired"),
+    "conflicts": Named("commit_conflicts", per_business=True),
+    "refusals": Named("write_refusals", per_business=True),
+    "migrations": Named("session_migrations", per_business=True),
+    "holds.expired": Named("holds_expired", per_business=True),
 }
+#: the ``business`` label of what no business was found for (a forged request, an unknown number)
+NO_BUSINESS = "none"
 
 _HELP = {
     "webhooks": "Webhook requests by outcome.",
@@ -59,7 +65,8 @@ _HELP = {
     "outbox_messages": "Outgoing messages by the worker's result (sent, retry, failed, undeliverable, resent).",
     "delivery_status_callbacks": "Twilio status callbacks by status (stale: arrived after a later one).",
     "commit_conflicts": "Taps replayed because another tap of the same phone committed first.",
-    "session_migrations": "Stored sessions upgraded to the current layout.",
+    "write_refusals": "Taps replayed because a hold, booking or cancel no longer had the outcome announced.",
+    "session_migrations": "Release-1 conversations moved to this release's keys by a tap.",
     "holds_expired": "Lapsed holds purged by the booking scripts.",
     "events": "Counters without a metric of their own, by name.",
 }
@@ -81,16 +88,17 @@ class Stats:
         #: collectors read at scrape time (probes, shared counts): also served in multiprocess mode
         self.collectors: list[Probe | SharedCollector] = []
         self._counters: dict[str, Counter] = {}
+        self._per_business: set[str] = set()
         for prefix, named in NAMED.items():
             if shared and prefix == SHARED_PREFIX:
                 self._add(SharedCollector(shared, f"{namespace}_{named.metric}", named.label, _HELP[named.metric]))
                 continue
-            self._counters[named.metric] = self._counter(named.metric, (named.label,) if named.label else ())
+            labels = ((named.label,) if named.label else ()) + (("business",) if named.per_business else ())
+            self._counters[named.metric] = self._counter(named.metric, labels)
+            if named.per_business:
+                self._per_business.add(named.metric)
         self._counters["events"] = self._counter("events", ("name",))
-        for outcome in OUTCOMES:
-            self._counters["webhooks"].labels(outcome)
-        for change in BOOKING_CHANGES:
-            self._counters["bookings"].labels(change)
+        self.add_business(NO_BUSINESS)
         self.handler_seconds = Histogram(
             "handler_duration_seconds",
             "Time to answer a webhook, by the handler that answered it.",
@@ -107,6 +115,15 @@ class Stats:
             registry=self.registry,
         )
 
+    def add_business(self, business: str) -> None:
+        """Export the tap and booking counters of ``business`` from the start, at zero."""
+        for outcome in OUTCOMES:
+            self._counters["webhooks"].labels(outcome, business)
+        for change in BOOKING_CHANGES:
+            self._counters["bookings"].labels(change, business)
+        for metric in ("commit_conflicts", "write_refusals", "session_migrations", "holds_expired"):
+            self._counters[metric].labels(business)
+
     def _counter(self, metric: str, labels: tuple[str, ...]) -> Counter:
         return Counter(metric, _HELP[metric], labels, namespace=self.namespace, registry=self.registry)
 
@@ -122,7 +139,7 @@ class Stats:
             return named.metric, {named.label: rest}
         return "events", {"name": name}
 
-    def incr(self, name: str, amount: int = 1) -> None:
+    def incr(self, name: str, amount: int = 1, *, business: str | None = None) -> None:
         if name not in self._seen:
             with self._lock:
                 self._seen.add(name)
@@ -130,6 +147,8 @@ class Stats:
             self.shared.incr(name, amount)
             return
         metric, labels = self._resolve(name)
+        if metric in self._per_business:
+            labels["business"] = business or NO_BUSINESS
         counter = self._counters[metric]
         (counter.labels(**labels) if labels else counter).inc(amount)
 
@@ -138,12 +157,21 @@ class Stats:
         self.handler_seconds.labels(handler or "none").observe(seconds)
         self.round_trips.observe(round_trips)
 
-    def get(self, name: str) -> int:
-        """This process's count of ``name`` (0 if never counted); shared names: everyone's."""
+    def get(self, name: str, business: str | None = None) -> int:
+        """This process's count of ``name`` (0 if never counted), for ``business`` or summed over all;
+        shared names: everyone's."""
         if self.shared and name.startswith(SHARED_PREFIX):
             return self.shared.get(name)
         metric, labels = self._resolve(name)
-        return int(self.registry.get_sample_value(f"{self.namespace}_{metric}_total", labels) or 0)
+        if business is not None:
+            labels["business"] = business
+        sample = f"{self.namespace}_{metric}_total"
+        total = 0.0
+        for family in self._counters[metric].collect():
+            for s in family.samples:
+                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                    total += s.value
+        return int(total)
 
     def snapshot(self) -> dict[str, int]:
         """Every name counted so far in this process, with its count."""

@@ -1,4 +1,4 @@
-"""What a handler sees during one tap: the message, the session, the customer's language."""
+"""What a handler sees during one tap: the message, the session, the business, what was read."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .effects import Effects
 from .i18n import Catalogs, Translator
 from .inbound import InboundMessage
+from .reads import Reads
 from .replies import Reply
 from .sessions import Session
 
 if TYPE_CHECKING:
-    from .booking.desk import BookingDesk, ReadAhead
     from .dispatch import Registry
+    from .tenants import Tenant
 
 
 @dataclass
@@ -24,14 +26,14 @@ class Turn:
     catalogs: Catalogs
     flows: Registry
     now: datetime
-    #: the booking desk (catalog, slots, bookings)
-    desk: BookingDesk
+    #: the business the message was written to
+    shop: Tenant
+    #: occupancy and bookings, read with the session or on demand
+    reads: Reads
+    #: the writes the tap asks for (applied with the session, atomically)
+    effects: Effects
     #: set when the customer picks a language: kept in their long-lived profile
     profile_language: str | None = field(default=None)
-    #: Redis round trips the handlers made beyond the engine's load and commit
-    trips: int = 0
-    #: occupancy the engine's load already read for this tap (see ``Registry.read_ahead``)
-    read_ahead: ReadAhead | None = None
 
     def goto(self, step: str) -> Reply:
         """Move to ``step`` and return its prompt."""

@@ -14,7 +14,7 @@ from .errors import MalformedMessage
 from .i18n import N_
 from .inbound import parse_inbound
 from .logs import mask_phone
-from .replies import render_text_only
+from .replies import EMPTY_TWIML, render_text_only
 from .services import Services, get_services
 
 bp = Blueprint("webhook", __name__)
@@ -43,7 +43,11 @@ def receive() -> Response:
         return _plain(400, exc.reason)
 
     g.tap.update(sid=message.message_sid, phone=mask_phone(message.phone))
-    result = services.conversation.reply_to(message, lang_param=request.args.get("lang"))
+    shop = services.directory.route(message.to)
+    if shop is None:
+        return _unrouted(services, message.to)
+    g.tap["business"] = shop.id
+    result = services.conversation.reply_to(shop, message, lang_param=request.args.get("lang"))
     seconds = _finish(
         services,
         result.outcome,
@@ -53,6 +57,28 @@ def receive() -> Response:
     )
     services.stats.observe_tap(result.handler, seconds, result.round_trips)
     return Response(result.body, 200, mimetype="text/xml")
+
+
+#: a message to an unclaimed number is logged as a WARNING at most once an hour per number (per process)
+WARN_EVERY = 3600.0
+
+
+def _unrouted(services: Services, to: str) -> Response:
+    """A message to a number no business claims: answered with nothing, written nowhere."""
+    number = to.removeprefix("whatsapp:")[:20] or "-"
+    now, warned = services.clock().timestamp(), services.unrouted_warned
+    warn = now - warned.get(number, now - WARN_EVERY) >= WARN_EVERY
+    if warn:
+        if len(warned) > 10_000:  # a flood of made-up numbers must not grow this without bound
+            warned.clear()
+        warned[number] = now
+    _finish(
+        services,
+        "unrouted",
+        logging.WARNING if warn else logging.DEBUG,
+        reason=f"no business has the number {mask_phone(number)} (check the catalogs' numbers)",
+    )
+    return Response(EMPTY_TWIML, 200, mimetype="text/xml")
 
 
 def _request_id() -> str:
@@ -65,9 +91,10 @@ def _finish(services: Services, outcome: str, level: int = logging.INFO, **field
     """Count the webhook's outcome and write its one log line; returns its duration in seconds."""
     tap = g.get("tap") or {"started": time.perf_counter()}
     seconds = time.perf_counter() - tap["started"]
-    services.stats.incr(f"taps.{outcome}")
+    services.stats.incr(f"taps.{outcome}", business=tap.get("business"))
     line = {
         "request_id": tap.get("request_id", "-"),
+        "business": tap.get("business", "-"),
         "sid": tap.get("sid", "-"),
         "from": tap.get("phone", "-"),
         "outcome": outcome,
@@ -92,6 +119,9 @@ def apologise(exc: Exception) -> Response:
     """A bug must not cost the customer an answer: log it, reply politely, count it."""
     services = get_services()
     _finish(services, "error", logging.ERROR, reason=f"webhook failed: {type(exc).__name__}")
-    language = services.catalogs.pick(request.args.get("lang")) or services.settings.default_language
+    shop = services.directory.get(g.get("tap", {}).get("business", "")) or services.directory.only
+    language = (shop and shop.pick_language(request.args.get("lang"), services.catalogs)) or (
+        shop.default_language if shop else services.settings.default_language
+    )
     body = render_text_only(services.catalogs.get(language).gettext(OOPS))
     return Response(body, 200, mimetype="text/xml")

@@ -16,7 +16,7 @@ def age_holds(db: redis.Redis, prefix: str = "tapbook") -> int:
     ``TIME``; rewriting the stamp into the past is the clock seam (no sleeping).
     """
     aged = 0
-    for key in db.scan_iter(f"{prefix}:bk:*:occ:*", count=1000):
+    for key in db.scan_iter(f"{prefix}:*:occ:*", count=1000):
         for entry, value in db.hgetall(key).items():
             start, end, expires, *_ = value.split(",")  # bookings: "start,end,0,count"
             if expires != "0":

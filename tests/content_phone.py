@@ -37,7 +37,7 @@ def content_config(fake: FakeTwilio, **overrides: Any) -> dict[str, Any]:
 def synced_worker(app: Flask, **kwargs: Any) -> Worker:
     """The app's outbox worker, after ``templates sync`` created the templates on the fake account."""
     services = get_services(app)
-    sync_templates(services.twilio, TemplateSids(services.redis, services.settings.redis_key_prefix))
+    sync_templates(services.twilio, TemplateSids(services.redis, services.shared_keys.templates))
     with app.app_context():
         return build_worker(**kwargs)
 

@@ -22,7 +22,7 @@ from .redis_server import RedisServer
 from .whatsapp import WhatsApp
 
 PASSWORD = "owner-secret"
-BK = "tapbook:bk:{test}"
+BK = "tapbook:{test}"
 
 
 @pytest.fixture

@@ -123,5 +123,5 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     assert cancelled.get_attribute("class") == "cancelled"
     assert cancelled.get_by_role("button").count() == 0
     assert page.locator(f"#booking-{bob}").get_by_role("button", name=f"Cancel {bob}").count() == 1
-    assert get_services(app).redis.hget(f"tapbook:bk:{{test}}:booking:{ana}", "status") == "cancelled"
+    assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ana}", "status") == "cancelled"
     context.close()

@@ -12,7 +12,10 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.booking.requests import Moving
 from bot.booking.store import BookingStore
+from bot.keys import BusinessKeys
+from bot.lua import Scripts
 
 from .bookings import age_holds
 from .redis_server import RedisServer
@@ -104,22 +107,22 @@ class Model:
 
 def make_legacy(client: redis.Redis, store: BookingStore, ref: str) -> None:
     """Rewrite a counted booking as the previous release filed it: its own entry, no ``occ``."""
-    day_key = store.day_key(RESOURCE, DAY)
-    a, b = client.hget(store.booking_key(ref), "occ").split(",")
+    day_key = store.keys.occupancy(RESOURCE, DAY)
+    a, b = client.hget(store.keys.booking(ref), "occ").split(",")
     field = f"={a},{b}"
     n = int(client.hget(day_key, field).split(",")[3]) - 1
     if n:
         client.hset(day_key, field, f"{a},{b},0,{n}")
     else:
         client.hdel(day_key, field)
-    client.hdel(store.booking_key(ref), "occ")
+    client.hdel(store.keys.booking(ref), "occ")
     client.hset(day_key, ref, f"{a},{b},0")
 
 
 @pytest.fixture(scope="module")
 def counted_store(redis_server: RedisServer) -> Iterator[BookingStore]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield BookingStore(client, prefix="tcount", business="test")
+    yield BookingStore(client, BusinessKeys("tcount", "test"), Scripts(client))
     client.close()
 
 
@@ -141,7 +144,7 @@ def test_counted_occupancy_agrees_with_a_plain_model(
         elif kind == "book":
             token, ref, interval = args
             old = model.excludes.get(token, "")  # as the session keeps it, whether the hold lapsed or not
-            move = (old, RESOURCE, DAY) if old else None
+            move = Moving(old, RESOURCE, DAY) if old else None
             got = book(store, token, ref, *interval, capacity=capacity, move=move).status
             assert got == model.book(token, ref, interval, old), step
         elif kind == "cancel":
@@ -153,12 +156,14 @@ def test_counted_occupancy_agrees_with_a_plain_model(
             if not model.bookings[args[0]]["legacy"]:
                 make_legacy(client, store, args[0])
                 model.bookings[args[0]]["legacy"] = True
-        stored = {k: v for k, v in client.hgetall(store.day_key(RESOURCE, DAY)).items() if v.split(",")[2] == "0"}
+        stored = {
+            k: v for k, v in client.hgetall(store.keys.occupancy(RESOURCE, DAY)).items() if v.split(",")[2] == "0"
+        }
         assert stored == model.entries(), step
         sold = [b["interval"] for b in model.bookings.values() if b["status"] == "confirmed"]
         assert all(busiest(sold, a, b) <= capacity for a, b in INTERVALS)
     assert {ref for ref in model.bookings} == {k.rsplit(":", 1)[1] for k in client.scan_iter("tcount:*:booking:*")}
-    assert all(client.hget(store.booking_key(r), "status") == b["status"] for r, b in model.bookings.items())
+    assert all(client.hget(store.keys.booking(r), "status") == b["status"] for r, b in model.bookings.items())
 
 
 def test_moving_a_booking_from_another_resource_does_not_free_a_place_on_this_one(
@@ -171,7 +176,7 @@ def test_moving_a_booking_from_another_resource_does_not_free_a_place_on_this_on
         client.delete(key)
     assert book(store, "tok-y", "THEIRS", NOON, phone="+34600999999", resource="chair2").status == "booked"
     assert book(store, "tok-x", "MINE", NOON).status == "booked"
-    client.hset(store.booking_key("MINE"), "resource", RESOURCE)  # as the desk records it
+    client.hset(store.keys.booking("MINE"), "resource", RESOURCE)  # as the desk records it
     assert hold(store, "tok-m", NOON, resource="chair2", exclude="MINE").status == "taken"
-    assert book(store, "tok-m", "MOVED", NOON, resource="chair2", move=("MINE", RESOURCE, DAY)).status == "taken"
+    assert book(store, "tok-m", "MOVED", NOON, resource="chair2", move=Moving("MINE", RESOURCE, DAY)).status == "taken"
     assert hold(store, "tok-n", NOON, exclude="MINE").status == "held"  # on its own resource it is skipped

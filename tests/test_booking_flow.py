@@ -20,8 +20,8 @@ from .concurrency import run_together
 from .conftest import TOKEN, Clock, app_config
 from .whatsapp import Answer, WhatsApp
 
-SESSION = "tapbook:session:{+34600111222}"
-BK = "tapbook:bk:{test}"
+SESSION = "tapbook:{test}:session:+34600111222"
+BK = "tapbook:{test}"
 
 
 def book(wa: WhatsApp, service: str = "Haircut", day: str = "Wed 14 Jan", at: str = "12:00") -> Answer:
@@ -37,7 +37,7 @@ def book(wa: WhatsApp, service: str = "Haircut", day: str = "Wed 14 Jan", at: st
 
 def offered(db: redis.Redis, phone: str = "+34600111222") -> list[str]:
     """The button IDs the last reply offered (what WhatsApp would send back on a tap)."""
-    return Session(db.hgetall(f"tapbook:session:{{{phone}}}")).offered
+    return Session(db.hgetall(f"tapbook:{{test}}:session:{phone}")).offered
 
 
 def bookings(db: redis.Redis) -> list[dict[str, str]]:

@@ -15,8 +15,12 @@ import pytest
 import redis
 
 from bot.booking.catalog import Service
+from bot.booking.occupancy import Occupancy
+from bot.booking.requests import BookRequest, CancelRequest, HoldRequest, Moving, ReleaseRequest, Request
 from bot.booking.slots import fits, occupancy
-from bot.booking.store import BookingStore, Occupancy, Outcome
+from bot.booking.store import BookingStore, Written
+from bot.keys import BusinessKeys
+from bot.lua import Scripts
 
 from .bookings import age_holds
 from .concurrency import run_together
@@ -39,9 +43,17 @@ NOON = at(12)  # 11:00 UTC
 NOW = at(12) - 24 * 3600  # the app's clock: the day before, so notice and cut-off are far away
 
 
+def booking_store(client: redis.Redis) -> BookingStore:
+    return BookingStore(client, BusinessKeys("t", "test"), Scripts(client))
+
+
 @pytest.fixture
 def store(client: redis.Redis) -> BookingStore:
-    return BookingStore(client, prefix="t", business="test")
+    return booking_store(client)
+
+
+def write(store: BookingStore, *requests: Request) -> Written:
+    return store.write(*requests)
 
 
 def hold(
@@ -56,17 +68,24 @@ def hold(
     resource: str = RESOURCE,
     release: tuple[date, str] | None = None,
     exclude: str = "",
-) -> Outcome:
-    return store.hold(
+) -> Written:
+    """Hold ``[start, end)`` for ``token``; ``release``: the customer's previous hold, given back in the
+    same write (as the conversation does); ``exclude``: the REF of a booking being moved."""
+    request = HoldRequest(
         resource=resource,
         day=day,
         token=token,
-        interval=(start, end if end is not None else start + 30 * MINUTE),
+        start=start,
+        end=end if end is not None else start + 30 * MINUTE,
         capacity=capacity,
-        hold_ms=hold_ms,
-        release=release,
-        exclude=exclude,
+        expires_ms=redis_ms(store.client) + hold_ms,
+        moving=Moving(exclude, RESOURCE, DAY) if exclude else None,
+        skip=(release[1],) if release else (),
     )
+    requests: list[Request] = [request]
+    if release:
+        requests.append(ReleaseRequest(resource, release[0], release[1]))
+    return write(store, *requests)
 
 
 def book(
@@ -83,10 +102,10 @@ def book(
     max_active: int = 10,
     day: date = DAY,
     resource: str = RESOURCE,
-    move: tuple[str, str, date] | None = None,
+    move: Moving | None = None,
     cutoff: int = 0,
     interval: tuple[int, int] | None = None,
-) -> Outcome:
+) -> Written:
     end = end if end is not None else start + 30 * MINUTE
     fields = {
         "phone": phone,
@@ -97,28 +116,32 @@ def book(
         "status": "confirmed",
         "ref": ref,
     }
-    return store.book(
+    a, b = interval or (start, end)
+    request = BookRequest(
         resource=resource,
         day=day,
         token=token,
         ref=ref,
-        interval=interval or (start, end),
+        start=a,
+        end=b,
         capacity=capacity,
         now=now,
         notice=notice,
         max_active=max_active,
-        fields=fields,
-        move=move,
         cutoff=cutoff,
+        phone=phone,
+        fields=fields,
+        moving=move,
     )
+    return write(store, request)
 
 
 def cancel(store: BookingStore, ref: str, *, phone: str = PHONE, now: int = NOW, cutoff: int = 0) -> str:
-    return store.cancel(ref=ref, phone=phone, resource=RESOURCE, day=DAY, now=now, cutoff=cutoff)
+    return store.cancel(CancelRequest(ref=ref, phone=phone, resource=RESOURCE, day=DAY, now=now, cutoff=cutoff))
 
 
 def entries(client: redis.Redis, store: BookingStore, day: date = DAY, resource: str = RESOURCE) -> dict[str, str]:
-    return client.hgetall(store.day_key(resource, day))
+    return client.hgetall(store.keys.occupancy(resource, day))
 
 
 def place(start: int, end: int, count: int = 1) -> dict[str, str]:
@@ -127,7 +150,7 @@ def place(start: int, end: int, count: int = 1) -> dict[str, str]:
 
 
 def booking_keys(client: redis.Redis, store: BookingStore) -> list[str]:
-    return sorted(client.scan_iter(match=store.booking_key("*")))
+    return sorted(client.scan_iter(match=store.keys.booking("*")))
 
 
 def redis_ms(client: redis.Redis) -> int:
@@ -157,14 +180,14 @@ def test_a_held_slot_becomes_a_permanent_booking(store: BookingStore, client: re
     assert before + LONG_HOLD <= int(held.value) <= redis_ms(client) + LONG_HOLD
     assert entries(client, store) == {"tok-a": f"{NOON},{NOON + 1800},{held.value}"}
 
-    assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
+    assert book(store, "tok-a", "REF1", NOON) == Written("booked", "REF1")
 
     saved = store.booking("REF1")
     assert saved["status"] == "confirmed"
     assert (saved["phone"], saved["start"], saved["ref"]) == (PHONE, str(NOON), "REF1")
-    assert client.ttl(store.booking_key("REF1")) == -1  # a booking never expires
-    assert client.zrange(store.customer_key(PHONE), 0, -1, withscores=True) == [("REF1", NOON)]
-    assert client.zrange(store.all_bookings_key, 0, -1, withscores=True) == [("REF1", NOON)]
+    assert client.ttl(store.keys.booking("REF1")) == -1  # a booking never expires
+    assert client.zrange(store.keys.customer(PHONE), 0, -1, withscores=True) == [("REF1", NOON)]
+    assert client.zrange(store.keys.bookings, 0, -1, withscores=True) == [("REF1", NOON)]
     # the hold became the booking: one entry, under the REF, never expiring
     assert entries(client, store) == place(NOON, NOON + 1800)
     assert store.occupancy(RESOURCE, [DAY]).days == {DAY: {f"={NOON},{NOON + 1800}": (NOON, NOON + 1800, 0, 1)}}
@@ -173,25 +196,25 @@ def test_a_held_slot_becomes_a_permanent_booking(store: BookingStore, client: re
 
 def test_confirming_twice_makes_one_booking(store: BookingStore, client: redis.Redis) -> None:
     hold(store, "tok-a", NOON)
-    assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
+    assert book(store, "tok-a", "REF1", NOON) == Written("booked", "REF1")
     # a retried or double-tapped confirm: the hold map answers with the first REF, even for a new ref
-    assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
-    assert book(store, "tok-a", "REF2", NOON) == Outcome("booked", "REF1")
-    assert booking_keys(client, store) == [store.booking_key("REF1")]
+    assert book(store, "tok-a", "REF1", NOON) == Written("booked", "REF1")
+    assert book(store, "tok-a", "REF2", NOON) == Written("booked", "REF1")
+    assert booking_keys(client, store) == [store.keys.booking("REF1")]
     assert entries(client, store) == place(NOON, NOON + 1800)
-    assert client.zcard(store.customer_key(PHONE)) == 1
-    assert 172_700 < client.ttl("t:bk:{test}:hold:tok-a") <= 172_800
+    assert client.zcard(store.keys.customer(PHONE)) == 1
+    assert 172_700 < client.ttl(store.keys.from_hold("tok-a")) <= 172_800
 
 
 def test_booking_without_a_hold_takes_a_free_slot(store: BookingStore) -> None:
-    assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
+    assert book(store, "tok-a", "REF1", NOON) == Written("booked", "REF1")
 
 
 def test_a_reused_ref_is_refused_without_touching_the_first_booking(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "REF1", NOON)
-    assert book(store, "tok-b", "REF1", at(15), phone=OTHER) == Outcome("ref_taken", "")
+    assert book(store, "tok-b", "REF1", at(15), phone=OTHER) == Written("ref_taken", "REF1")
     assert store.booking("REF1")["phone"] == PHONE
-    assert client.zcard(store.customer_key(OTHER)) == 0
+    assert client.zcard(store.keys.customer(OTHER)) == 0
 
 
 # -- conflicts ---------------------------------------------------------------------------------
@@ -208,10 +231,10 @@ OVERLAPPING = {
 @pytest.mark.parametrize("other", OVERLAPPING.values(), ids=OVERLAPPING.keys())
 def test_a_live_hold_keeps_others_out(store: BookingStore, client: redis.Redis, other: tuple[int, int]) -> None:
     assert hold(store, "tok-a", NOON).status == "held"
-    assert hold(store, "tok-b", *other) == Outcome("taken", "0")
-    assert book(store, "tok-b", "REF2", *other, phone=OTHER) == Outcome("taken", "")
-    assert book(store, "tok-a", "REF1", NOON) == Outcome("booked", "REF1")
-    assert booking_keys(client, store) == [store.booking_key("REF1")]
+    assert hold(store, "tok-b", *other) == Written("taken", "")
+    assert book(store, "tok-b", "REF2", *other, phone=OTHER) == Written("taken", "")
+    assert book(store, "tok-a", "REF1", NOON) == Written("booked", "REF1")
+    assert booking_keys(client, store) == [store.keys.booking("REF1")]
 
 
 @pytest.mark.parametrize("other", OVERLAPPING.values(), ids=OVERLAPPING.keys())
@@ -220,7 +243,7 @@ def test_a_booking_keeps_others_out(store: BookingStore, client: redis.Redis, ot
     assert hold(store, "tok-b", *other).status == "taken"
     assert book(store, "tok-b", "REF2", *other, phone=OTHER).status == "taken"
     assert entries(client, store) == place(NOON, NOON + 1800)
-    assert client.zcard(store.customer_key(OTHER)) == 0
+    assert client.zcard(store.keys.customer(OTHER)) == 0
 
 
 def test_touching_intervals_do_not_conflict(store: BookingStore) -> None:
@@ -283,9 +306,9 @@ def test_cancelling_keeps_the_record_and_frees_the_slot(store: BookingStore, cli
 
     saved = store.booking("REF1")
     assert (saved["status"], saved["changed_at"], saved["start"]) == ("cancelled", str(NOW + 5), str(NOON))
-    assert client.ttl(store.booking_key("REF1")) == -1
-    assert client.zcard(store.customer_key(PHONE)) == 0
-    assert client.zscore(store.all_bookings_key, "REF1") == NOON  # the owner's history keeps it
+    assert client.ttl(store.keys.booking("REF1")) == -1
+    assert client.zcard(store.keys.customer(PHONE)) == 0
+    assert client.zscore(store.keys.bookings, "REF1") == NOON  # the owner's history keeps it
     assert entries(client, store) == {}
     assert store.upcoming(PHONE, NOW) == []
     assert book(store, "tok-b", "REF2", NOON, phone=OTHER).status == "booked"
@@ -297,7 +320,7 @@ def test_nobody_else_can_cancel(store: BookingStore, client: redis.Redis) -> Non
     assert cancel(store, "NOSUCH") == "unknown"
     assert store.booking("REF1")["status"] == "confirmed"
     assert entries(client, store) == place(NOON, NOON + 1800)
-    assert client.zcard(store.customer_key(PHONE)) == 1
+    assert client.zcard(store.keys.customer(PHONE)) == 1
 
 
 def test_cancelling_inside_the_cutoff_is_too_late(store: BookingStore, client: redis.Redis) -> None:
@@ -306,7 +329,7 @@ def test_cancelling_inside_the_cutoff_is_too_late(store: BookingStore, client: r
     assert store.booking("REF1")["status"] == "confirmed"
     assert "changed_at" not in store.booking("REF1")
     assert entries(client, store) == place(NOON, NOON + 1800)
-    assert client.zscore(store.customer_key(PHONE), "REF1") == NOON
+    assert client.zscore(store.keys.customer(PHONE), "REF1") == NOON
     assert cancel(store, "REF1", now=NOON - 3600, cutoff=3600) == "ok"  # exactly the cut-off is still allowed
 
 
@@ -316,8 +339,8 @@ def test_cancelling_inside_the_cutoff_is_too_late(store: BookingStore, client: r
 def test_a_customer_has_at_most_max_active_upcoming_bookings(store: BookingStore, client: redis.Redis) -> None:
     assert book(store, "tok-a", "REF1", at(12), max_active=2).status == "booked"
     assert book(store, "tok-b", "REF2", at(13), max_active=2).status == "booked"
-    assert book(store, "tok-c", "REF3", at(14), max_active=2) == Outcome("limit", "")
-    assert booking_keys(client, store) == [store.booking_key("REF1"), store.booking_key("REF2")]
+    assert book(store, "tok-c", "REF3", at(14), max_active=2) == Written("limit", "")
+    assert booking_keys(client, store) == [store.keys.booking("REF1"), store.keys.booking("REF2")]
     assert book(store, "tok-c", "REF3", at(14), max_active=2, phone=OTHER).status == "booked"  # per phone
     # once the first has started (start <= now) it no longer counts
     assert book(store, "tok-d", "REF4", at(15), max_active=2, now=at(12)).status == "booked"
@@ -334,10 +357,10 @@ def test_notice_is_checked_again_when_booking(store: BookingStore, client: redis
     now = NOON - 2 * 3600
     assert hold(store, "tok-a", NOON).status == "held"
     # the hold was taken in time, but the customer confirmed too late
-    assert book(store, "tok-a", "REF1", NOON, now=now, notice=2 * 3600 + 1) == Outcome("too_late", "")
+    assert book(store, "tok-a", "REF1", NOON, now=now, notice=2 * 3600 + 1) == Written("too_late", "")
     assert booking_keys(client, store) == []
     assert "tok-a" in entries(client, store)  # the hold is left as it was
-    assert book(store, "tok-a", "REF1", NOON, now=now, notice=2 * 3600) == Outcome("booked", "REF1")
+    assert book(store, "tok-a", "REF1", NOON, now=now, notice=2 * 3600) == Written("booked", "REF1")
 
 
 # -- rescheduling ------------------------------------------------------------------------------
@@ -348,27 +371,27 @@ def test_a_booking_can_move_over_its_own_old_time(store: BookingStore, client: r
     new = (NOON + 900, NOON + 2700)  # overlaps its own 12:00-12:30
     assert hold(store, "tok-b", *new).status == "taken"  # without excluding it, it is in the way
     assert hold(store, "tok-b", *new, exclude="OLD").status == "held"
-    moved = book(store, "tok-b", "NEW", *new, move=("OLD", RESOURCE, DAY), now=NOW + 7)
-    assert moved == Outcome("booked", "NEW")
+    moved = book(store, "tok-b", "NEW", *new, move=Moving("OLD", RESOURCE, DAY), now=NOW + 7)
+    assert moved == Written("booked", "NEW")
 
     old, now_ = store.booking("OLD"), store.booking("NEW")
     assert (old["status"], old["rescheduled_to"]) == ("rescheduled", "NEW")
     assert old["changed_at"] == str(NOW + 7)
     assert (now_["status"], now_["rescheduled_from"], now_["start"]) == ("confirmed", "OLD", str(NOON + 900))
-    assert client.zrange(store.customer_key(PHONE), 0, -1) == ["NEW"]
-    assert client.zrange(store.all_bookings_key, 0, -1) == ["OLD", "NEW"]
+    assert client.zrange(store.keys.customer(PHONE), 0, -1) == ["NEW"]
+    assert client.zrange(store.keys.bookings, 0, -1) == ["OLD", "NEW"]
     assert entries(client, store) == place(NOON + 900, NOON + 2700)
     assert [b["ref"] for b in store.upcoming(PHONE, NOW)] == ["NEW"]
 
 
 def test_a_move_without_a_live_hold_also_excludes_the_old_booking(store: BookingStore) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", NOON + 600, NOON + 2400, move=("OLD", RESOURCE, DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", NOON + 600, NOON + 2400, move=Moving("OLD", RESOURCE, DAY)).status == "booked"
 
 
 def test_a_moved_from_slot_is_free_at_once(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(15), move=("OLD", RESOURCE, DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", at(15), move=Moving("OLD", RESOURCE, DAY)).status == "booked"
     assert hold(store, "tok-c", NOON).status == "held"
     assert book(store, "tok-c", "REF3", NOON, phone=OTHER).status == "booked"
 
@@ -376,7 +399,9 @@ def test_a_moved_from_slot_is_free_at_once(store: BookingStore, client: redis.Re
 def test_a_move_to_another_day_frees_the_old_day(store: BookingStore, client: redis.Redis) -> None:
     later = DAY + timedelta(days=3)
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(12, day=later), day=later, move=("OLD", RESOURCE, DAY)).status == "booked"
+    assert (
+        book(store, "tok-b", "NEW", at(12, day=later), day=later, move=Moving("OLD", RESOURCE, DAY)).status == "booked"
+    )
     assert entries(client, store) == {}
     assert entries(client, store, later) == place(at(12, day=later), at(12, 30, day=later))
 
@@ -384,12 +409,12 @@ def test_a_move_to_another_day_frees_the_old_day(store: BookingStore, client: re
 def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
     book(store, "tok-x", "THEIRS", at(15), phone=OTHER)
-    assert book(store, "tok-b", "NEW", at(15), move=("OLD", RESOURCE, DAY)) == Outcome("taken", "")
+    assert book(store, "tok-b", "NEW", at(15), move=Moving("OLD", RESOURCE, DAY)) == Written("taken", "")
     old = store.booking("OLD")
     assert old["status"] == "confirmed"
     assert "rescheduled_to" not in old
     assert store.booking("NEW") == {}
-    assert client.zrange(store.customer_key(PHONE), 0, -1) == ["OLD"]
+    assert client.zrange(store.keys.customer(PHONE), 0, -1) == ["OLD"]
     assert entries(client, store) == {**place(NOON, NOON + 1800), **place(at(15), at(15, 30))}
     assert hold(store, "tok-c", NOON).status == "taken"  # still occupied
 
@@ -397,32 +422,34 @@ def test_a_failed_move_keeps_the_old_booking(store: BookingStore, client: redis.
 def test_only_a_confirmed_booking_can_move(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "GONE", at(10))
     cancel(store, "GONE")
-    assert book(store, "tok-b", "NEW", at(15), move=("GONE", RESOURCE, DAY)) == Outcome("not_active", "cancelled")
+    assert book(store, "tok-b", "NEW", at(15), move=Moving("GONE", RESOURCE, DAY)) == Written("not_active", "cancelled")
     book(store, "tok-c", "OLD", at(11))
-    book(store, "tok-d", "MID", at(12), move=("OLD", RESOURCE, DAY))
-    assert book(store, "tok-e", "NEW", at(15), move=("OLD", RESOURCE, DAY)) == Outcome("not_active", "rescheduled")
-    assert booking_keys(client, store) == [store.booking_key(r) for r in ("GONE", "MID", "OLD")]
+    book(store, "tok-d", "MID", at(12), move=Moving("OLD", RESOURCE, DAY))
+    assert book(store, "tok-e", "NEW", at(15), move=Moving("OLD", RESOURCE, DAY)) == Written(
+        "not_active", "rescheduled"
+    )
+    assert booking_keys(client, store) == [store.keys.booking(r) for r in ("GONE", "MID", "OLD")]
 
 
 def test_nobody_else_can_move_a_booking(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    assert book(store, "tok-b", "NEW", at(15), phone=OTHER, move=("OLD", RESOURCE, DAY)) == Outcome("unknown", "")
-    assert book(store, "tok-c", "NEW", at(15), move=("NOSUCH", RESOURCE, DAY)) == Outcome("unknown", "")
+    assert book(store, "tok-b", "NEW", at(15), phone=OTHER, move=Moving("OLD", RESOURCE, DAY)) == Written("unknown", "")
+    assert book(store, "tok-c", "NEW", at(15), move=Moving("NOSUCH", RESOURCE, DAY)) == Written("unknown", "")
     assert store.booking("OLD")["status"] == "confirmed"
-    assert booking_keys(client, store) == [store.booking_key("OLD")]
+    assert booking_keys(client, store) == [store.keys.booking("OLD")]
 
 
 def test_moving_inside_the_cutoff_is_too_late(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-a", "OLD", NOON)
-    late = book(store, "tok-b", "NEW", at(15), now=NOON - 1800, move=("OLD", RESOURCE, DAY), cutoff=3600)
-    assert late == Outcome("too_late_to_change", "")
+    late = book(store, "tok-b", "NEW", at(15), now=NOON - 1800, move=Moving("OLD", RESOURCE, DAY), cutoff=3600)
+    assert late == Written("too_late_to_change", "")
     assert store.booking("OLD")["status"] == "confirmed"
     assert entries(client, store) == place(NOON, NOON + 1800)
 
 
 def test_a_move_does_not_count_towards_the_limit(store: BookingStore) -> None:
     book(store, "tok-a", "OLD", at(12), max_active=1)
-    assert book(store, "tok-b", "NEW", at(15), max_active=1, move=("OLD", RESOURCE, DAY)).status == "booked"
+    assert book(store, "tok-b", "NEW", at(15), max_active=1, move=Moving("OLD", RESOURCE, DAY)).status == "booked"
 
 
 # -- holds -------------------------------------------------------------------------------------
@@ -432,15 +459,15 @@ def test_holds_lapse_by_the_redis_clock(store: BookingStore, client: redis.Redis
     """Each scenario on its own resource, with its own token (the hold map is per token)."""
     for resource in ("free", "lost", "open", "purge"):
         assert hold(store, f"late-{resource}", NOON, resource=resource).status == "held"
-    assert age_holds(client, store.base.split(":bk:")[0]) == 4  # hold_minutes pass on the Redis clock
+    assert age_holds(client, "t") == 4  # hold_minutes pass on the Redis clock
 
     # (a) the customer confirms late, but nobody took the slot: the booking still goes through
-    assert book(store, "late-free", "REF1", NOON, resource="free") == Outcome("booked", "REF1")
+    assert book(store, "late-free", "REF1", NOON, resource="free") == Written("booked", "REF1")
     assert entries(client, store, resource="free") == place(NOON, NOON + 1800)
 
     # (b) someone else held it after the lapse: the late confirm is refused
     assert hold(store, "tok-b", NOON, resource="lost").status == "held"
-    assert book(store, "late-lost", "REF2", NOON, resource="lost") == Outcome("taken", "")
+    assert book(store, "late-lost", "REF2", NOON, resource="lost") == Written("taken", "")
     assert list(entries(client, store, resource="lost")) == ["tok-b"]
     assert store.booking("REF2") == {}
 
@@ -469,18 +496,20 @@ def test_the_released_hold_may_be_on_another_day(store: BookingStore, client: re
     assert list(entries(client, store, later)) == ["tok-2"]
 
 
-def test_a_refused_new_hold_still_releases_the_previous_one(store: BookingStore, client: redis.Redis) -> None:
-    """The release happens before the check, in the same step: the app forgets the old hold too."""
+def test_a_refused_new_hold_writes_nothing_at_all(store: BookingStore, client: redis.Redis) -> None:
+    """All or nothing: a refused hold keeps the previous one too (the conversation then gives it back
+    in its own write, with the session that forgets it: see the engine)."""
     hold(store, "tok-1", NOON)
     book(store, "tok-x", "THEIRS", at(15), phone=OTHER)
+    before = entries(client, store)
     assert hold(store, "tok-2", at(15), release=(DAY, "tok-1")).status == "taken"
-    assert entries(client, store) == place(at(15), at(15, 30))
+    assert entries(client, store) == before and "tok-1" in before
 
 
 def test_a_live_hold_only_vouches_for_the_time_it_holds(store: BookingStore, client: redis.Redis) -> None:
     book(store, "tok-x", "THEIRS", at(18), phone=OTHER)
     assert hold(store, "tok-a", at(9)).status == "held"
-    assert book(store, "tok-a", "REF1", at(18)) == Outcome("taken", "")
+    assert book(store, "tok-a", "REF1", at(18)) == Written("taken", "")
 
 
 def test_the_released_hold_frees_room_for_the_new_one(store: BookingStore) -> None:
@@ -497,7 +526,7 @@ def test_a_customer_can_change_a_holds_time(store: BookingStore, client: redis.R
 
 def test_release(store: BookingStore, client: redis.Redis) -> None:
     hold(store, "tok-a", NOON)
-    store.release(RESOURCE, DAY, "tok-a")
+    write(store, ReleaseRequest(RESOURCE, DAY, "tok-a"))
     assert entries(client, store) == {}
     assert hold(store, "tok-b", NOON).status == "held"
 
@@ -511,7 +540,7 @@ def test_occupancy_reports_live_entries_with_the_redis_clock(store: BookingStore
     held = hold(store, "tok-b", at(14))
     book(store, "tok-c", "REF3", at(23, day=yesterday), day=yesterday)
     # an expired hold nobody has touched since (written directly, long lapsed)
-    client.hset(store.day_key(RESOURCE, DAY), "tok-old", f"{at(16)},{at(17)},1")
+    client.hset(store.keys.occupancy(RESOURCE, DAY), "tok-old", f"{at(16)},{at(17)},1")
 
     before = redis_ms(client)
     seen = store.occupancy(RESOURCE, [yesterday, DAY, tomorrow])
@@ -574,7 +603,7 @@ def test_the_lua_capacity_check_agrees_with_fits(store: BookingStore, client: re
             day = rng.choice(list(around))  # a check reads the neighbouring days too
             kind = rng.choice(["booking", "booking", "hold", "expired"])
             expires = {"booking": 0, "hold": 9_999_999_999_999, "expired": 1}[kind]
-            client.hset(store.day_key(resource, day), f"e{n}", f"{start},{end},{expires}")
+            client.hset(store.keys.occupancy(resource, day), f"e{n}", f"{start},{end},{expires}")
             if kind != "expired":
                 live.append((start, end))
         candidate = service(minutes=rng.randint(1, 12) * 5, capacity=capacity)
@@ -593,7 +622,7 @@ def test_the_lua_capacity_check_agrees_with_fits(store: BookingStore, client: re
 def real_store(redis_server: RedisServer) -> Iterator[BookingStore]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     client.flushdb()
-    yield BookingStore(client, prefix="t", business="test")
+    yield booking_store(client)
     client.close()
 
 
@@ -627,9 +656,9 @@ def test_bookings_of_one_interval_share_one_entry(store: BookingStore, client: r
 def test_a_booking_filed_before_counts_still_takes_its_place(store: BookingStore, client: redis.Redis) -> None:
     """Entries written by the previous release (REF -> "start,end,0", no "occ") keep working."""
     book(store, "tok-a", "OLD", NOON)
-    client.hdel(store.day_key(RESOURCE, DAY), f"={NOON},{NOON + 1800}")
-    client.hdel(store.booking_key("OLD"), "occ")
-    client.hset(store.day_key(RESOURCE, DAY), "OLD", f"{NOON},{NOON + 1800},0")
+    client.hdel(store.keys.occupancy(RESOURCE, DAY), f"={NOON},{NOON + 1800}")
+    client.hdel(store.keys.booking("OLD"), "occ")
+    client.hset(store.keys.occupancy(RESOURCE, DAY), "OLD", f"{NOON},{NOON + 1800},0")
     assert hold(store, "tok-b", NOON).status == "taken"
     assert hold(store, "tok-b", NOON, exclude="OLD").status == "held"  # moving it over its own time
     assert cancel(store, "OLD") == "ok"

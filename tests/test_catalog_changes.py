@@ -7,6 +7,7 @@ import dataclasses
 import redis
 
 from bot import create_app, get_services
+from bot.agenda import cancel_for_business
 from bot.booking.catalog import Catalog
 
 from .bookings import book
@@ -33,7 +34,8 @@ def test_a_cancel_frees_the_time_even_after_the_service_moved_to_another_resourc
 
     # the owner now gives haircuts a shared "chair" resource; Ana cancels under the new catalog
     after = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock, CATALOG=with_cut_on("chair")))
-    assert get_services(after).desk.cancel_for_business(ref, clock())[0] == "ok"
+    services = get_services(after)
+    assert cancel_for_business(services, services.business(), ref)[0] == "ok"
 
     # under the old layout 12:00 is free again: nothing was left behind on the resource it was booked on
     bob = WhatsApp(before.test_client(), TOKEN, phone="+447700900123", name="Bob")

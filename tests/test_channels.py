@@ -169,11 +169,11 @@ def test_a_reply_arrives_with_the_exact_form_fields(content_app: Flask, fake: Fa
     assert fake.contents[form["ContentSid"]]["friendly_name"] == "tapbook_buttons3_v1"
     assert isinstance(form["ContentVariables"], str)
     variables = json.loads(form["ContentVariables"])
-    offered = Session(get_services(content_app).redis.hgetall("tapbook:session:{+34600111222}")).offered
+    offered = Session(get_services(content_app).redis.hgetall("tapbook:{test}:session:+34600111222")).offered
     assert [variables[k] for k in ("2", "4", "6")] == ["Book", "My bookings", "Language"]
     assert [variables[k] for k in ("3", "5", "7")] == offered
     assert variables["1"].startswith("Hi Ana! 👋")
-    assert form["StatusCallback"].startswith("https://bot.example.com/webhook/status?to=%2B34600111222&entry=")
+    assert form["StatusCallback"].startswith("https://bot.example.com/webhook/status?b=test&to=%2B34600111222&entry=")
     assert send.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
@@ -218,12 +218,12 @@ def test_a_retry_after_its_reply_record_lapsed_sends_nothing_and_changes_nothing
     form = customer.wa.form("3")  # Language
     customer._post(form)
     db = get_services(content_app).redis
-    session_key = f"tapbook:session:{{{customer.wa.phone}}}"
-    state, queued = db.hgetall(session_key), db.xlen(f"tapbook:outbox:{{{customer.wa.phone}}}")
-    db.delete(f"tapbook:msg:{{{customer.wa.phone}}}:{form['MessageSid']}")  # as DEDUPE_TTL_SECONDS would
+    session_key = f"tapbook:{{test}}:session:{customer.wa.phone}"
+    state, queued = db.hgetall(session_key), db.xlen(f"tapbook:{{test}}:outbox:{customer.wa.phone}")
+    db.delete(f"tapbook:{{test}}:msg:{form['MessageSid']}")  # as DEDUPE_TTL_SECONDS would
     again = customer.wa.post(form)
     assert again.status == 200 and "<Response />" in again.body
-    assert (db.hgetall(session_key), db.xlen(f"tapbook:outbox:{{{customer.wa.phone}}}")) == (state, queued)
+    assert (db.hgetall(session_key), db.xlen(f"tapbook:{{test}}:outbox:{customer.wa.phone}")) == (state, queued)
     assert customer.worker.run_once() == 0
 
 
@@ -249,7 +249,9 @@ def test_content_api_mode_keeps_two_round_trips_a_tap(redis_server: Any, fake: F
         return len(sends) - already
 
     assert [cost(typed) for typed in ("3", "2", "idioma", "help", "menu", "banana")] == [2] * 6
-    assert get_services(app).outbox.pending(wa.phone) == 7 and not fake.requests  # the webhook never calls Twilio
+    assert (
+        get_services(app).outboxes["test"].pending(wa.phone) == 7 and not fake.requests
+    )  # the webhook never calls Twilio
     redis.Redis.from_url(redis_server.url).script_flush()  # a restarted Redis forgets scripts
     assert wa.send("menu").status == 200
-    assert get_services(app).outbox.pending(wa.phone) == 8
+    assert get_services(app).outboxes["test"].pending(wa.phone) == 8

@@ -6,7 +6,7 @@ editing it: it records every ``register_script`` while the app is built, and eve
 ``EVAL``/``EVALSHA`` and ``MULTI`` pipeline redis-py sends (directly or pipelined) while the
 whole product runs against a real redis-server: a booking, a move, my bookings, a cancel
 (TwiML), a conversation in Content API mode through the outbox worker, a status callback,
-a cancel by the business, and ``sessions migrate``. Then every recorded call must name at
+a cancel by the business, and ``bookings migrate`` of release-1 data. Then every recorded call must name at
 least one key and all its keys must share a slot (the real server says which arguments are
 keys, ``COMMAND GETKEYS``), and every script registered at start-up must have run.
 """
@@ -27,8 +27,8 @@ from .bookings import book, cancel, reschedule
 from .conftest import TOKEN, Clock, app_config
 from .content_phone import ContentCustomer, content_config, synced_worker
 from .redis_server import RedisServer
-from .test_commands import legacy_sessions
 from .test_outbox import status_callback
+from .test_upgrade import release_1_keys
 from .twilio_fake import FakeTwilio
 from .whatsapp import WhatsApp
 
@@ -102,8 +102,8 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     message = fake.accepted[-1]
     assert status_callback(content, message["StatusCallback"], message["sid"], "delivered") == 204
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
-    legacy_sessions(get_services(content).redis, 1)  # something for the migration to upgrade
-    assert content.test_cli_runner().invoke(args=["sessions", "migrate"]).exit_code == 0
+    release_1_keys(get_services(content).redis)  # something for the upgrade to move
+    assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0
     rec.on = False
     for app in apps:
         get_services(app).redis.close()

@@ -14,16 +14,14 @@ from click.testing import Result
 from flask import Flask
 
 from bot import create_app, get_services
-from bot.maintenance import _UPGRADE
-from bot.sessions import CURRENT_VERSION, Session, stored_version
 
 from .bookings import book
-from .concurrency import run_together
+from .catalogs import salon
 from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
 from .whatsapp import WhatsApp
 
-BK = "tapbook:bk:{test}"
+BK = "tapbook:{test}"
 
 
 def run(app: Flask, *args: str, input: str | None = None) -> Result:
@@ -125,7 +123,7 @@ def test_commands_say_when_redis_is_down(own_redis_server: RedisServer) -> None:
         ["bookings", "list"],
         ["bookings", "export"],
         ["sessions", "stats"],
-        ["sessions", "migrate"],
+        ["bookings", "migrate"],
         ["bookings", "cancel", "X", "--yes"],
         ["catalog", "check"],
     ):
@@ -135,75 +133,43 @@ def test_commands_say_when_redis_is_down(own_redis_server: RedisServer) -> None:
 
 
 # -- sessions --------------------------------------------------------------------------------
-def legacy_sessions(db: redis.Redis, count: int) -> list[str]:
-    """Sessions as the seed service wrote them: no ``v``, no ``language``."""
-    phones = [f"+3460000{i:04d}" for i in range(count)]
-    for phone in phones:
-        db.hset(f"tapbook:session:{{{phone}}}", mapping={"step": "menu", "opts": "nav1:book nav1:language"})
-        db.expire(f"tapbook:session:{{{phone}}}", 900)
-    return phones
-
-
 def test_sessions_stats_by_step_and_language(app: Flask, wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
     carla = WhatsApp(app.test_client(), TOKEN, phone="+351912345678")
     carla.send("hola", path="/webhook?lang=pt")
     carla.choose(carla.send("menu"), "Marcar")
-    legacy_sessions(db, 3)
-    db.set("tapbook:profile-not-a-session", "x")
+    db.set("tapbook:{test}:profile-not-a-session", "x")
     result = run(app, "sessions", "stats")
     assert result.exit_code == 0, result.output
-    assert "Active sessions: 5" in result.output
-    assert "By step:         menu 4, services 1" in result.output
-    assert "By language:     en 4, pt 1" in result.output  # the seed's sessions speak the default
-    assert f"Layout v{CURRENT_VERSION}:       2 current, 3 pending migration" in result.output
+    assert "Active sessions: 2" in result.output
+    assert "By step:         menu 1, services 1" in result.output
+    assert "By language:     en 1, pt 1" in result.output
 
 
-def test_sessions_migrate_upgrades_all_keeping_expiry(app: Flask, wa: WhatsApp, db: redis.Redis) -> None:
-    phones = legacy_sessions(db, 1200)  # more than one SCAN batch
-    wa.send("hi")
-    result = run(app, "sessions", "migrate")
-    assert result.exit_code == 0, result.output
-    assert "Upgraded 1200 of 1201 session(s); 1 already current; 0 changed by the bot meanwhile" in result.output
-    session = db.hgetall(f"tapbook:session:{{{phones[7]}}}")
-    assert stored_version(session) == CURRENT_VERSION
-    assert (Session(session).language, Session(session).rev, Session(session).step) == ("", "1", "menu")
-    assert 0 < db.ttl(f"tapbook:session:{{{phones[7]}}}") <= 900
-    assert "0 pending migration" in run(app, "sessions", "stats").output
-    again = run(app, "sessions", "migrate").output
-    assert "Upgraded 0 of 1201 session(s); 1201 already current" in again
-    customer = WhatsApp(app.test_client(), TOKEN, phone=phones[7])
-    assert customer.send("2").text.startswith("Which language would you like?")  # its old options still work
-    assert get_services(app).stats.get("migrations") == 0  # the tap found nothing left to do
+# -- several businesses ----------------------------------------------------------------------
+@pytest.fixture
+def two_salons(backend: dict[str, object]) -> Flask:
+    first = salon(id="north", numbers=("+34910000001",))
+    second = salon(id="south", name="South Salon", numbers=("+34910000002",))
+    return create_app(app_config(CATALOG=[first, second], **backend))
 
 
-def test_the_upgrade_never_writes_over_a_newer_session(db: redis.Redis) -> None:
-    key = "tapbook:session:{+34600111222}"
-    db.hset(key, mapping={"step": "menu", "rev": "3"})
-    upgrade = db.register_script(_UPGRADE)
-    assert upgrade(keys=[key], args=["2", "v", "1", "rev", "3", "step", "stale"]) == 0
-    assert db.hgetall(key) == {"step": "menu", "rev": "3"}
-    assert upgrade(keys=["tapbook:session:{+1}"], args=["", "v", "1"]) == 0  # gone meanwhile: not recreated
-    assert not db.exists("tapbook:session:{+1}")
+@pytest.mark.parametrize("args", [("bookings", "list"), ("bookings", "export"), ("sessions", "stats")])
+def test_with_several_businesses_a_command_asks_which(two_salons: Flask, args: tuple[str, ...]) -> None:
+    result = run(two_salons, *args)
+    assert (result.exit_code, result.output.splitlines()[-1]) == (
+        1,
+        "Error: there are several businesses (north, south): choose one with --business ID",
+    )
+    unknown = run(two_salons, *args, "--business", "east")
+    assert unknown.output.splitlines()[-1] == "Error: no business 'east'; the businesses are: north, south"
+    assert run(two_salons, *args, "--business", "south").exit_code == 0
 
 
-def test_migrate_while_customers_tap_loses_no_tap(app: Flask, db: redis.Redis) -> None:
-    phones = legacy_sessions(db, 300)
-    tappers = [WhatsApp(app.test_client(), TOKEN, phone=phone) for phone in phones[:40]]
-
-    def work(i: int) -> object:
-        if i == 0:
-            return run(app, "sessions", "migrate")
-        for customer in tappers[(i - 1) :: 4]:
-            customer.send("2")  # Language, from the old layout's options
-        return None
-
-    result, *_ = run_together(5, work)
-    assert result.exit_code == 0, result.output
-    for phone in phones[:40]:
-        session = db.hgetall(f"tapbook:session:{{{phone}}}")
-        assert (Session(session).step, stored_version(session)) == ("language", CURRENT_VERSION)  # the tap survived
-    assert all(stored_version(db.hgetall(f"tapbook:session:{{{phone}}}")) == CURRENT_VERSION for phone in phones)
+def test_a_command_sees_only_its_business(two_salons: Flask) -> None:
+    ana = WhatsApp(two_salons.test_client(), TOKEN)
+    ana.send("hi")
+    assert "Active sessions: 0" in run(two_salons, "sessions", "stats", "--business", "north").output
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -237,7 +203,7 @@ name = { en = "Haircut" }
     result = run(app, "catalog", "check", str(catalog), "--count", "2")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        f"{catalog}: valid. Test Salon, 1 service(s), Europe/Madrid.",
+        f"{catalog}: valid. Test Salon (test, every number), 1 service(s), Europe/Madrid.",
         "  Haircut (cut, 30 min): Wed 14 Jan 12:30, Wed 21 Jan 09:00",  # 12:00 is booked
     ]
 
@@ -265,7 +231,7 @@ def test_catalog_check_of_the_configured_catalog(app: Flask) -> None:
         ("bookings", "export"),
         ("bookings", "cancel", "K7Q2MX", "--yes"),
         ("sessions", "stats"),
-        ("sessions", "migrate"),
+        ("bookings", "migrate"),
         ("templates", "list"),
         ("worker",),
     ],

@@ -120,7 +120,7 @@ def test_the_readme_lists_every_setting() -> None:
 
 
 def test_the_sample_salon_is_the_default_catalog() -> None:
-    catalog = get_services(create_app({"TESTING": True})).catalog
+    catalog = get_services(create_app({"TESTING": True})).business().catalog
     assert catalog.business.name == "Bella Hair Studio"
     assert catalog.service("cut") is not None
 

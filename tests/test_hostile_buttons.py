@@ -25,6 +25,8 @@ def snapshot(db: redis.Redis) -> dict[str, object]:
     """Everything the booking store holds: booking records, indexes and day occupancy."""
     state: dict[str, object] = {}
     for key in sorted(db.keys(f"{BK}:*")):
+        if key.split(":")[2] not in ("occ", "booking", "customer", "bookings", "from-hold"):
+            continue  # the conversation's keys (session, message records) change with every tap
         kind = db.type(key)
         state[key] = db.hgetall(key) if kind == "hash" else db.zrange(key, 0, -1, withscores=True) if kind == "zset" \
             else db.get(key)  # fmt: skip

@@ -34,7 +34,8 @@ def parse(text: str) -> Samples:
 
 
 def value(samples: Samples, metric: str, **labels: str) -> float:
-    return samples.get((metric, tuple(sorted(labels.items()))), 0.0)
+    """The sum of ``metric``'s samples with ``labels`` (over every business unless one is named)."""
+    return sum(v for (name, have), v in samples.items() if name == metric and set(labels.items()) <= set(have))
 
 
 def scrape(app: Flask) -> Samples:
@@ -47,7 +48,8 @@ def scrape(app: Flask) -> Samples:
 def test_webhooks_by_outcome_and_latency_by_handler(app: Flask, wa: WhatsApp) -> None:
     before = scrape(app)
     assert value(before, "tapbook_webhooks_total", outcome="redis_error") == 0  # every outcome listed from the start
-    assert ("tapbook_webhooks_total", (("outcome", "busy"),)) in before
+    assert ("tapbook_webhooks_total", (("business", "test"), ("outcome", "busy"))) in before
+    assert ("tapbook_webhooks_total", (("business", "none"), ("outcome", "unrouted"))) in before
     wa.send("hi")
     wa.send("hi")
     wa.post(wa.form("hi"), signature="forged")
@@ -57,9 +59,10 @@ def test_webhooks_by_outcome_and_latency_by_handler(app: Flask, wa: WhatsApp) ->
     wa.post(same)  # Twilio's retry
     samples = scrape(app)
     assert value(samples, "tapbook_webhooks_total", outcome="ok") == 3
-    assert value(samples, "tapbook_webhooks_total", outcome="forged") == 1
+    assert value(samples, "tapbook_webhooks_total", outcome="ok", business="test") == 3
+    assert value(samples, "tapbook_webhooks_total", outcome="forged", business="none") == 1  # before routing
     assert value(samples, "tapbook_webhooks_total", outcome="malformed") == 1
-    assert value(samples, "tapbook_webhooks_total", outcome="duplicate") == 1
+    assert value(samples, "tapbook_webhooks_total", outcome="duplicate", business="test") == 1
     answered = sum(v for (name, _), v in samples.items() if name == "tapbook_handler_duration_seconds_count")
     assert answered == 4  # ok and duplicate taps; refused ones never reach a handler
     assert value(samples, "tapbook_handler_duration_seconds_count", handler="go_menu") == 3
@@ -82,17 +85,22 @@ def test_bookings_created_rescheduled_cancelled(app: Flask, wa: WhatsApp) -> Non
 
 def test_a_lapsed_hold_is_counted_when_a_script_purges_it(app: Flask, wa: WhatsApp, db: redis.Redis) -> None:
     # what a hold that lapsed long ago leaves behind: an entry whose expiry (Redis ms) has passed
-    db.hset("tapbook:bk:{test}:occ:cut:20260114", "lapsed-token", "1768388400,1768390200,1")
+    db.hset("tapbook:{test}:occ:cut:20260114", "lapsed-token", "1768388400,1768390200,1")
     book(wa, at="12:30")  # the hold script of 12:00-12:30's day meets it and deletes it
-    assert db.hget("tapbook:bk:{test}:occ:cut:20260114", "lapsed-token") is None
+    assert db.hget("tapbook:{test}:occ:cut:20260114", "lapsed-token") is None
     assert value(scrape(app), "tapbook_holds_expired_total") == 1
 
 
-def test_session_migrations_and_commit_conflicts_are_metrics(app: Flask, wa: WhatsApp, db: redis.Redis) -> None:
-    db.hset("tapbook:session:{+34600111222}", mapping={"step": "menu", "opts": ""})  # the seed service's layout
-    wa.send("hi")
-    assert value(scrape(app), "tapbook_session_migrations_total") == 1
-    assert ("tapbook_commit_conflicts_total", ()) in scrape(app)
+def test_session_migrations_and_commit_conflicts_are_metrics(redis_server: RedisServer) -> None:
+    # a release-1 deployment: its booking index and a conversation in session layout 3, keyed by phone
+    db = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    db.flushdb()
+    db.zadd("tapbook:bk:{test}:bookings", {"K7Q2MX": 1768392000})
+    db.hset("tapbook:session:{+34600111222}", mapping={"r": "4", "s": "M", "t": "2", "o": "nav1:book"})
+    app = create_app(app_config(REDIS_URL=redis_server.url))
+    WhatsApp(app.test_client(), "test-auth-token").send("hi")
+    assert value(scrape(app), "tapbook_session_migrations_total", business="test") == 1
+    assert ("tapbook_commit_conflicts_total", (("business", "test"),)) in scrape(app)
 
 
 def test_unknown_names_still_count_and_probes_read_at_scrape_time(app: Flask, db: redis.Redis) -> None:
@@ -124,8 +132,8 @@ def test_the_outbox_worker_counts_where_every_web_worker_reads_them(redis_server
     worker_stats = get_services(worker).stats
     worker_stats.incr("outbox.sent", 3)
     worker_stats.incr("outbox.failed")
-    get_services(worker).outbox.enqueue_text("+34600111222", "Your booking is cancelled")
-    get_services(worker).outbox.enqueue_text("+447700900123", "Your booking is cancelled")
+    get_services(worker).outboxes["test"].enqueue_text("+34600111222", "Your booking is cancelled")
+    get_services(worker).outboxes["test"].enqueue_text("+447700900123", "Your booking is cancelled")
     samples = scrape(web)
     assert value(samples, "tapbook_outbox_messages_total", result="sent") == 3
     assert value(samples, "tapbook_outbox_messages_total", result="failed") == 1

@@ -74,7 +74,7 @@ def test_outside_the_24_hour_window_nothing_is_queued(app: Flask, booked: list[s
     _, second = booked
     WhatsApp(app.test_client(), TOKEN, phone=ANA).send("hi")
     clock.advance(hours=24, seconds=1)
-    outbox = get_services(app).outbox
+    outbox = get_services(app).outboxes["test"]
     queued = outbox.pending(ANA)
     result = app.test_cli_runner().invoke(args=["bookings", "cancel", second, "--yes"])
     assert result.exit_code == 0
@@ -99,7 +99,7 @@ def test_a_cancel_that_went_through_is_reported_even_when_the_notice_cannot_be_q
         result = owner_app.test_cli_runner().invoke(args=["bookings", "cancel", first, "--yes"])
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1].startswith("The customer was not told")
-        assert db.hget(f"tapbook:bk:{{test}}:booking:{first}", "status") == "cancelled"
+        assert db.hget(f"tapbook:{{test}}:booking:{first}", "status") == "cancelled"
         owner = owner_app.test_client()
         page = owner.get("/admin", auth=("owner", "owner-secret")).get_data(as_text=True)
         token = re.search(rf'value="{second}">\s*<input type="hidden" name="token" value="([^"]+)"', page)[1]

@@ -67,7 +67,7 @@ def app(redis_server: Any, fake: FakeTwilio, clock: Clock) -> Iterator[Flask]:
 
 @pytest.fixture
 def outbox(app: Flask) -> Outbox:
-    return get_services(app).outbox
+    return get_services(app).outboxes["test"]
 
 
 @pytest.fixture
@@ -436,11 +436,11 @@ def test_a_forged_or_malformed_status_callback_changes_nothing(app: Flask, outbo
 def test_commit_appends_to_the_outbox_in_the_same_script(app: Flask, outbox: Outbox) -> None:
     db = get_services(app).redis
     customer_writes(app, ANA)
-    ((entry_id, fields),) = db.xrange(outbox.keys.stream(ANA))
+    ((entry_id, fields),) = db.xrange(outbox.keys.outbox(ANA))
     assert json.loads(fields["m"])["template"] == "tapbook_buttons3_v1"
     assert db.zscore(outbox.keys.due, ANA) is not None
-    assert int(db.get(outbox.keys.seen(ANA))) == int(get_services(app).clock().timestamp() * 1000)
-    assert 0 < db.pttl(outbox.keys.seen(ANA)) <= 2 * 86_400_000
+    assert int(db.get(outbox.keys.window(ANA))) == int(get_services(app).clock().timestamp() * 1000)
+    assert 0 < db.pttl(outbox.keys.window(ANA)) <= 2 * 86_400_000
 
 
 def test_a_worker_process_killed_mid_send_neither_drops_nor_repeats(
@@ -485,7 +485,7 @@ def test_an_unreadable_entry_is_marked_failed_and_the_rest_go(
 ) -> None:
     customer_writes(app, ANA)
     worker.run_once()
-    bad = get_services(app).redis.xadd(outbox.keys.stream(ANA), {"m": "{not json"})
+    bad = get_services(app).redis.xadd(outbox.keys.outbox(ANA), {"m": "{not json"})
     outbox.enqueue_text(ANA, "after the bad one")
     assert worker.run_once() == 2
     assert outbox.delivery(ANA)[bad]["state"] == "failed"

@@ -106,7 +106,7 @@ def test_a_booking_waits_for_replicas_and_says_so_when_none_answers(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="bot.connections"):
         ref = book(wa, day="Thu 15 Jan", at="10:00")  # no replica here: the wait times out, the customer is told
-    assert db.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    assert db.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"
     assert wait_calls(db) == before + 1  # the booking, not the hold nor the session writes
     assert [r.getMessage() for r in caplog.records if r.name == "bot.connections"] == [
         "a booking write reached 0 of 1 replicas within 20 ms: a failover now could lose it"
@@ -132,7 +132,7 @@ def test_a_booking_stands_when_its_wait_is_refused(
     app = create_app(app_config(REDIS_URL=url, REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="20"))
     with caplog.at_level(logging.WARNING, logger="bot.connections"):
         ref = book(WhatsApp(app.test_client(), TOKEN), at="12:00")
-    assert admin.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    assert admin.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"
     assert any("could not wait for replicas" in r.getMessage() for r in caplog.records), caplog.text
     get_services(app).redis.close()
     admin.close()

@@ -17,7 +17,7 @@ from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
 from .whatsapp import WhatsApp
 
-SESSION = "tapbook:session:{+34600111222}"
+SESSION = "tapbook:{test}:session:+34600111222"
 POLITE = "Sorry, we're having trouble right now. Please try again in a minute."
 
 

@@ -1,104 +1,176 @@
-"""The storage contract, on fakeredis and on a real server: what one load and one commit promise."""
+"""The storage contract of a tap, on fakeredis and on a real server: one load, one all-or-nothing write."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
-from bot.store import CommitStatus, SessionStore, short_id
+from bot.booking.requests import HoldRequest, ReleaseRequest
+from bot.config import Settings
+from bot.i18n import Catalogs
+from bot.lua import Scripts
+from bot.store import Status, TapPlan, TapStore, short_id
+from bot.tenants import Tenant, build_tenant
+
+from .catalogs import salon
 
 PHONE, SID, SID2 = "+34600111222", "SM" + "1" * 32, "SM" + "2" * 32
+DAY = date(2026, 1, 14)
+NOON = 1768388400
 
 
 @pytest.fixture
-def store(client: redis.Redis) -> SessionStore:
-    return SessionStore(client, prefix="t", session_ttl=1800, profile_ttl=86_400, dedupe_ttl=172_800)
-
-
-def commit(store: SessionStore, sid: str, rev: str, reply: str, **fields: str) -> Any:
-    return store.commit(
-        store.keys(PHONE, sid),
-        expected_rev=rev,
-        fields={"r": str(int(rev or 0) + 1), **fields},
-        reply=reply,
-        profile_language=fields.get("language"),
+def shop(client: redis.Redis) -> Tenant:
+    settings = Settings.from_mapping({"REDIS_KEY_PREFIX": "t"})
+    return build_tenant(
+        salon(), client=client, scripts=Scripts(client), settings=settings, catalogs=Catalogs.load(), single=True
     )
 
 
-def test_keys_share_the_phones_hash_tag(store: SessionStore) -> None:
-    keys = store.keys(PHONE, SID)
-    assert keys.session == "t:session:{+34600111222}"
-    assert keys.profile == "t:profile:{+34600111222}"
-    assert keys.message == "t:msg:{+34600111222}:" + SID
+@pytest.fixture
+def store(client: redis.Redis) -> TapStore:
+    return TapStore(client, Scripts(client), session_ttl=1800, profile_ttl=86_400, dedupe_ttl=172_800)
 
 
-def test_a_first_load_is_empty(store: SessionStore) -> None:
-    snapshot = store.load(store.keys(PHONE, SID))
+def apply(store: TapStore, shop: Tenant, sid: str, rev: str, reply: str, *requests: Any, **fields: str) -> Any:
+    return store.apply(
+        TapPlan(
+            shop=shop,
+            phone=PHONE,
+            message_sid=sid,
+            expected_rev=rev,
+            fields={"rev": str(int(rev or 0) + 1), **fields},
+            reply=reply,
+            requests=list(requests),
+            profile_language=fields.get("lang"),
+        )
+    )
+
+
+def hold(client: redis.Redis, token: str, start: int = NOON, capacity: int = 1) -> HoldRequest:
+    seconds, micros = client.time()
+    expires = int(seconds) * 1000 + int(micros) // 1000 + 600_000
+    return HoldRequest("cut", DAY, token, start, start + 1800, capacity, expires)
+
+
+def test_every_key_of_a_tap_shares_the_business_hash_tag(shop: Tenant) -> None:
+    keys = [shop.keys.session(PHONE), shop.keys.profile(PHONE), shop.keys.message(SID), shop.keys.outbox(PHONE)]
+    keys += [shop.keys.due, shop.keys.window(PHONE), shop.keys.occupancy("cut", DAY), shop.keys.booking("K7Q2MX")]
+    assert keys[0] == "t:{test}:session:+34600111222"
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def test_a_first_load_is_empty(store: TapStore, shop: Tenant) -> None:
+    snapshot = store.load(shop, PHONE, SID, [])
     assert (snapshot.prior_reply, snapshot.session, snapshot.profile_language) == (None, {}, None)
 
 
-def test_commit_saves_the_session_reply_and_profile_with_expiries(store: SessionStore, client: redis.Redis) -> None:
-    result = commit(store, SID, "", "<Response/>", step="menu", language="es")
-    assert result.status is CommitStatus.OK
-    snapshot = store.load(store.keys(PHONE, SID))
+def test_apply_saves_the_session_reply_and_profile_with_expiries(
+    store: TapStore, shop: Tenant, client: redis.Redis
+) -> None:
+    assert apply(store, shop, SID, "", "<Response/>", step="menu", lang="es").status is Status.OK
+    snapshot = store.load(shop, PHONE, SID, [])
     assert snapshot.prior_reply == "<Response/>"
-    assert snapshot.session == {"r": "1", "step": "menu", "language": "es", "n": short_id(SID)}
+    assert snapshot.session == {"rev": "1", "step": "menu", "lang": "es", "seen": short_id(SID)}
     assert snapshot.profile_language == "es"
-    keys = store.keys(PHONE, SID)
-    assert 1790 < client.ttl(keys.session) <= 1800
-    assert 86_300 < client.ttl(keys.profile) <= 86_400
-    assert 172_700 < client.ttl(keys.message) <= 172_800
+    assert 1790 < client.ttl(shop.keys.session(PHONE)) <= 1800
+    assert 86_300 < client.ttl(shop.keys.profile(PHONE)) <= 86_400
+    assert 172_700 < client.ttl(shop.keys.message(SID)) <= 172_800
 
 
-def test_commit_replaces_the_whole_hash(store: SessionStore) -> None:
-    commit(store, SID, "", "a", step="menu", extra="x")
-    commit(store, SID2, "1", "b", step="language")
-    assert store.load(store.keys(PHONE, SID2)).session == {"r": "2", "step": "language", "n": short_id(SID2)}
+def test_apply_replaces_the_whole_hash(store: TapStore, shop: Tenant) -> None:
+    apply(store, shop, SID, "", "a", step="menu", extra="x")
+    apply(store, shop, SID2, "1", "b", step="language")
+    assert store.load(shop, PHONE, SID2, []).session == {"rev": "2", "step": "language", "seen": short_id(SID2)}
 
 
-def test_a_message_is_committed_once(store: SessionStore) -> None:
-    commit(store, SID, "", "first", step="menu")
-    again = commit(store, SID, "1", "second", step="other")
-    assert (again.status, again.prior_reply) == (CommitStatus.DUPLICATE, "first")
-    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+def test_a_message_is_applied_once(store: TapStore, shop: Tenant) -> None:
+    apply(store, shop, SID, "", "first", step="menu")
+    again = apply(store, shop, SID, "1", "second", step="other")
+    assert (again.status, again.prior_reply) == (Status.DUPLICATE, "first")
+    assert store.load(shop, PHONE, SID2, []).session["step"] == "menu"
 
 
-def test_a_stale_rev_is_a_conflict_and_writes_nothing(store: SessionStore, client: redis.Redis) -> None:
-    commit(store, SID, "", "first", step="menu")
-    lost = commit(store, SID2, "", "second", step="other")
-    assert lost.status is CommitStatus.CONFLICT
-    assert not client.exists(store.keys(PHONE, SID2).message)
-    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+def test_a_stale_rev_is_a_conflict_and_writes_nothing(store: TapStore, shop: Tenant, client: redis.Redis) -> None:
+    apply(store, shop, SID, "", "first", step="menu")
+    token = "tok-lost"
+    lost = apply(store, shop, SID2, "", "second", hold(client, token), step="other")
+    assert lost.status is Status.CONFLICT
+    assert not client.exists(shop.keys.message(SID2))
+    assert store.load(shop, PHONE, SID2, []).session["step"] == "menu"
+    assert token not in client.hgetall(shop.keys.occupancy("cut", DAY))  # no hold without its session
 
 
-def test_a_message_whose_record_expired_is_still_committed_once(store: SessionStore, client: redis.Redis) -> None:
-    commit(store, SID, "", "first", step="menu")
-    client.delete(store.keys(PHONE, SID).message)  # past DEDUPE_TTL_SECONDS
-    snapshot = store.load(store.keys(PHONE, SID))
+def test_a_message_whose_record_expired_is_still_applied_once(
+    store: TapStore, shop: Tenant, client: redis.Redis
+) -> None:
+    apply(store, shop, SID, "", "first", step="menu")
+    client.delete(shop.keys.message(SID))  # past DEDUPE_TTL_SECONDS
+    snapshot = store.load(shop, PHONE, SID, [])
     assert (snapshot.prior_reply, snapshot.answered) == (None, True)
-    again = commit(store, SID, "1", "second", step="other", n=snapshot.session["n"])
-    assert (again.status, again.prior_reply) == (CommitStatus.DUPLICATE, "")
-    assert store.load(store.keys(PHONE, SID2)).session["step"] == "menu"
+    again = apply(store, shop, SID, "1", "second", step="other", seen=snapshot.session["seen"])
+    assert (again.status, again.prior_reply) == (Status.DUPLICATE, None)
+    assert store.load(shop, PHONE, SID2, []).session["step"] == "menu"
 
 
-def test_the_session_remembers_the_last_three_messages(store: SessionStore) -> None:
+def test_the_session_remembers_the_last_three_messages(store: TapStore, shop: Tenant) -> None:
     sids = [f"SM{n:032x}" for n in range(1, 7)]
     seen = ""
     for rev, sid in enumerate(sids):
-        commit(store, sid, str(rev or ""), "reply", step="menu", n=seen)
-        seen = store.load(store.keys(PHONE, sid)).session["n"]
+        apply(store, shop, sid, str(rev or ""), "reply", step="menu", seen=seen)
+        seen = store.load(shop, PHONE, sid, []).session["seen"]
     assert seen.split() == [short_id(sid) for sid in reversed(sids[3:])]
-    assert [len(short_id(sid)) for sid in sids] == [1, 1, 1, 1, 1, 1]
     assert short_id("SM" + "f" * 32) == "iakk7"  # 7 hex digits in at most 5 characters
 
 
-def test_a_session_of_an_older_layout_is_checked_by_its_own_names(store: SessionStore, client: redis.Redis) -> None:
-    """Layout 2 named the write counter ``rev`` and the answered messages ``seen`` (see bot.sessions)."""
-    client.hset(store.keys(PHONE, SID).session, mapping={"v": "2", "rev": "4", "seen": SID[-7:], "step": "menu"})
-    assert store.load(store.keys(PHONE, SID)).answered
-    assert commit(store, SID, "4", "again", step="other").status is CommitStatus.DUPLICATE
-    assert commit(store, SID2, "3", "stale", step="other").status is CommitStatus.CONFLICT
-    assert commit(store, SID2, "4", "ok", step="other").status is CommitStatus.OK
-    assert store.load(store.keys(PHONE, SID2)).session == {"r": "5", "step": "other", "n": short_id(SID2)}
+# -- the booking requests go with the session, or nothing does ----------------------------------
+def test_a_hold_is_written_with_the_session(store: TapStore, shop: Tenant, client: redis.Redis) -> None:
+    assert apply(store, shop, SID, "", "held", hold(client, "tok-a"), step="summary", hold="tok-a").status is Status.OK
+    assert "tok-a" in client.hgetall(shop.keys.occupancy("cut", DAY))
+    assert store.load(shop, PHONE, SID2, []).session["hold"] == "tok-a"
+
+
+def test_a_refused_request_writes_nothing_at_all(store: TapStore, shop: Tenant, client: redis.Redis) -> None:
+    """Another customer holds noon: the tap's hold is refused, and with it its session, reply and profile."""
+    apply(store, shop, SID, "", "mine", hold(client, "theirs"), step="summary")
+    before = {key: client.type(key) for key in client.scan_iter("t:*")}
+    refused = apply(store, shop, SID2, "1", "held!", hold(client, "tok-b"), step="summary", lang="pt")
+    assert (refused.status, refused.refused, refused.outcome) == (Status.REFUSED, 0, ("taken", ""))
+    assert {key: client.type(key) for key in client.scan_iter("t:*")} == before
+    assert store.load(shop, PHONE, SID2, []).session["rev"] == "1"
+
+
+def test_a_new_hold_and_the_release_of_the_old_one_are_one_write(
+    store: TapStore, shop: Tenant, client: redis.Redis
+) -> None:
+    apply(store, shop, SID, "", "a", hold(client, "tok-a"), step="summary", hold="tok-a")
+    moved = HoldRequest("cut", DAY, "tok-b", NOON + 900, NOON + 2700, 1, hold(client, "x").expires_ms, skip=("tok-a",))
+    done = apply(store, shop, SID2, "1", "b", moved, ReleaseRequest("cut", DAY, "tok-a"), step="summary", hold="tok-b")
+    assert done.status is Status.OK
+    assert list(client.hgetall(shop.keys.occupancy("cut", DAY))) == ["tok-b"]
+
+
+def test_the_reply_goes_to_the_outbox_with_its_doorbell_and_window_stamp(
+    store: TapStore, shop: Tenant, client: redis.Redis
+) -> None:
+    plan = TapPlan(
+        shop=shop,
+        phone=PHONE,
+        message_sid=SID,
+        expected_rev="",
+        fields={"rev": "1", "step": "menu"},
+        reply="<Response/>",
+        requests=[],
+        outbound='{"body":"hi"}',
+        window_ms=1768381200000,
+        now_ms=1768381200000,
+    )
+    assert store.apply(plan).status is Status.OK
+    ((_, fields),) = client.xrange(shop.keys.outbox(PHONE))
+    assert fields == {"m": '{"body":"hi"}'}
+    assert client.zscore(shop.keys.due, PHONE) == 1768381200000
+    assert client.get(shop.keys.window(PHONE)) == "1768381200000"

@@ -13,6 +13,7 @@ from bot import create_app, get_services
 from bot.channels.content import TEMPLATES
 from bot.errors import ConfigError
 
+from .catalogs import salon
 from .conftest import app_config
 from .content_phone import content_config
 from .redis_server import RedisServer
@@ -98,12 +99,19 @@ def test_content_api_settings_are_checked(key: str, value: str) -> None:
         create_app(app_config(**{key: value}))
 
 
+def buttons(config: dict[str, Any]) -> bool:
+    """Whether the (only) business's replies go out as Content API buttons."""
+    return get_services(create_app(config)).business().channel.out_of_band
+
+
 def test_the_content_api_is_on_only_with_an_account_a_token_and_a_sender() -> None:
-    assert get_services(create_app(content_config(FakeTwilio()))).settings.content_api
+    assert buttons(content_config(FakeTwilio()))
     partial = app_config(TWILIO_ACCOUNT_SID="AC" + "a" * 32)
-    assert not get_services(create_app(partial)).settings.content_api
+    assert not buttons(partial)
     service = app_config(TWILIO_ACCOUNT_SID="AC" + "a" * 32, TWILIO_MESSAGING_SERVICE_SID="MG" + "c" * 32)
-    assert get_services(create_app(service)).settings.content_api
+    assert buttons(service)
+    numbered = app_config(TWILIO_ACCOUNT_SID="AC" + "a" * 32, CATALOG=salon(numbers=("+34910000001",)))
+    assert buttons(numbered)  # the number customers write to sends the replies
 
 
 def test_templates_say_when_redis_is_down(own_redis_server: RedisServer, fake: FakeTwilio) -> None:

@@ -62,7 +62,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Business:
-    id: str
+    id: str  # [a-z0-9][a-z0-9-]{0,31}: the hash tag of every Redis key of the business
     name: str
     timezone: ZoneInfo
     slot_minutes: int
@@ -73,6 +73,14 @@ class Business:
     max_active_bookings: int
     closed: frozenset[date]
     hours: Mapping[int, tuple[OpeningRange, ...]]  # weekday 0=Mon..6=Sun; a missing day is closed; sorted
+    #: the WhatsApp numbers (+E164) customers write to; empty: every number (one business only)
+    numbers: tuple[str, ...] = ()
+    #: who sends its Content API messages: ``whatsapp:+E164`` or a Messaging Service SID (``MG…``)
+    sender: str | None = None
+    #: the languages it speaks, its default first; empty: every language the bot speaks
+    languages: tuple[str, ...] = ()
+    #: the owner's /admin password as a werkzeug hash (``flask admin hash-password``)
+    admin_password_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,8 +226,60 @@ class _Table(Schema):
     error_messages = {"type": "must be a table"}
 
 
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+BUSINESS_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+SENDER = re.compile(r"whatsapp:\+[1-9][0-9]{6,14}|MG[0-9a-f]{32}")
+#: the id of a catalog that names none (one business per deployment, as in release 1)
+DEFAULT_ID = "main"
+
+
+class _Number(_Text):
+    default_error_messages = {**_REQUIRED, "invalid": "must be a phone number such as +34910000000 (E.164)"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        number = text.removeprefix("whatsapp:")
+        if not E164.fullmatch(number):
+            raise self.make_error("invalid")
+        return number
+
+
+def _unique(items: list[Any]) -> None:
+    seen: set[Any] = set()
+    for index, item in enumerate(items):
+        if item in seen:
+            raise ValidationError({index: [f"{item!r} is listed twice"]})
+        seen.add(item)
+
+
 class _BusinessSchema(_Table):
-    id = _slug(32, load_default="main")
+    id = _Text(
+        load_default=DEFAULT_ID,
+        validate=validate.Regexp(
+            BUSINESS_ID.pattern + r"\Z", error="must be 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit"
+        ),
+    )
+    numbers = fields.List(
+        _Number(),
+        load_default=(),
+        validate=_unique,
+        error_messages={"invalid": 'must be a list such as ["+34910000000"]'},
+    )
+    sender = _Text(
+        load_default=None,
+        validate=validate.Regexp(
+            SENDER.pattern + r"\Z", error="must be whatsapp:+<E.164 number> or a Messaging Service SID (MG…)"
+        ),
+    )
+    languages = fields.List(
+        _Text(), load_default=(), validate=_unique, error_messages={"invalid": 'must be a list such as ["es", "en"]'}
+    )
+    admin_password_hash = _Text(
+        load_default=None,
+        validate=validate.Regexp(
+            r"(pbkdf2|scrypt):\S+\$\S+\$\S+\Z", error="must be a hash made by flask admin hash-password"
+        ),
+    )
     name = _text(1, 100, required=True)
     timezone = _TimeZone(required=True)
     slot_minutes = _Whole(5, DAY_MINUTES, required=True)
@@ -241,7 +301,12 @@ class _BusinessSchema(_Table):
 
     @post_load
     def freeze(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {**data, "closed": frozenset(data["closed"])}
+        return {
+            **data,
+            "closed": frozenset(data["closed"]),
+            "numbers": tuple(data["numbers"]),
+            "languages": tuple(data["languages"]),
+        }
 
 
 class _HoursSchema(_Table):
@@ -297,6 +362,14 @@ class _CatalogSchema(_Table):
     def __init__(self, *, languages: frozenset[str]) -> None:
         super().__init__()
         self.languages = languages
+
+    @validates_schema
+    def check_languages(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for index, language in enumerate(data["business"]["languages"]):
+            if language not in self.languages:
+                spoken = ", ".join(sorted(self.languages))
+                problem = f"{language!r} is not a language the bot speaks ({spoken})"
+                raise ValidationError({"business": {"languages": {index: [problem]}}})
 
     @validates_schema
     def check_services(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -386,3 +459,58 @@ def load_catalog(path: str | Path, *, languages: frozenset[str]) -> Catalog:
     except ValidationError as exc:
         where, reason = _first_problem(exc.normalized_messages())
         raise _fail(path, where, reason) from None
+
+
+def catalog_files(path: str | Path) -> list[Path]:
+    """``BOT_CATALOG``'s files: the file itself, or every ``*.toml`` in the folder, by name."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.toml"))
+        if not files:
+            raise ConfigError(SETTING, f"{path}: the folder holds no *.toml catalog")
+        return files
+    return [path]
+
+
+def load_catalogs(path: str | Path, *, languages: frozenset[str]) -> list[tuple[Path, Catalog]]:
+    """Every business of ``BOT_CATALOG`` (one file, or a folder of them), validated and checked
+    against each other: with several, each names its ``id`` and its ``numbers``; no id and no
+    number may be claimed twice (the error names both files)."""
+    loaded = [(file, load_catalog(file, languages=languages)) for file in catalog_files(path)]
+    if len(loaded) > 1:
+        for file, _ in loaded:
+            if not _names_its_id(file):
+                raise _fail(file, "business.id", "is required when BOT_CATALOG holds several businesses")
+    check_businesses(loaded)
+    return loaded
+
+
+def check_businesses(loaded: list[tuple[Path, Catalog]]) -> None:
+    """The rules between businesses (see :func:`load_catalogs`); ConfigError naming the files."""
+    if len(loaded) > 1:
+        for file, catalog in loaded:
+            if not catalog.business.numbers:
+                raise _fail(
+                    file, "business.numbers", "is required when BOT_CATALOG holds several businesses (which To?)"
+                )
+    ids: dict[str, Path] = {}
+    numbers: dict[str, Path] = {}
+    for file, catalog in loaded:
+        business = catalog.business
+        if business.id in ids:
+            raise ConfigError(SETTING, f"{ids[business.id]} and {file} both have business.id {business.id!r}")
+        ids[business.id] = file
+        for number in business.numbers:
+            if number in numbers:
+                raise ConfigError(SETTING, f"{numbers[number]} and {file} both claim the number {number}")
+            numbers[number] = file
+
+
+def _names_its_id(file: Path) -> bool:
+    try:
+        with open(file, "rb") as handle:
+            raw = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):  # already read by load_catalog
+        return False
+    business = raw.get("business")
+    return isinstance(business, dict) and "id" in business

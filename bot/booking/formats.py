@@ -12,7 +12,7 @@ from ..i18n import Translator
 
 if TYPE_CHECKING:
     from .catalog import Catalog
-    from .desk import Booking
+    from .records import Booking
 
 
 def day_label(day: date, t: Translator) -> str:

@@ -1,402 +1,242 @@
-"""Bookings and holds in Redis: every rule that protects a slot is re-checked in one Lua script.
+"""One business's bookings in Redis: the reads listings need, and requests encoded for the scripts.
 
-Keys, all under one hash tag per business so every script also runs on Redis Cluster::
+Keys come from :class:`bot.keys.BusinessKeys` (all under the business's hash tag). Writes happen
+only in scripts: the tap script (``bot/lua/tap.lua``), which applies a customer's request in the
+same atomic step as their session, and ``bot/lua/write.lua`` for the owner's writes. Both re-check
+every rule (``bot/lua/booking.lua``).
 
-    <prefix>:bk:{<business>}:occ:<resource>:<YYYYMMDD>   hash  entry id -> "start,end,expires_ms"
-    <prefix>:bk:{<business>}:booking:<REF>               hash  the booking (never expires)
-    <prefix>:bk:{<business>}:customer:<+E164>            zset  REF -> start, the phone's active bookings
-    <prefix>:bk:{<business>}:bookings                    zset  REF -> start, every booking ever made
-    <prefix>:bk:{<business>}:hold:<token>                string REF booked from that hold (2 days)
-
-An occupancy entry is a hold (``expires_ms`` > 0, by the Redis clock) or a booking
-(``expires_ms`` = 0). Its interval includes the service's buffers, so buffers stack.
-Expired holds are ignored everywhere and deleted by whichever script next touches the
-day: no clean-up job. Entries are filed under the local date of their start; a check
-reads the day before and after too, for buffers and late hours that cross midnight.
-
-Business-time rules (notice, cut-off, what counts as upcoming) use the app's clock,
-passed in as ``now``; hold expiry uses only the Redis clock.
+**While upgrading** from release 1 (``legacy`` set, see :mod:`bot.upgrade`), every read also reads
+the release-1 key and merges, and every write first adopts the release-1 keys it touches (renames
+or merges them into this release's keys, in the same script: same hash tag, same slot), so a
+booking made before the upgrade keeps its place whether or not ``bookings migrate`` has reached it.
+Read order matters: the old key is read before the new one, so a key adopted in between is seen
+twice (merged by entry id), never missed.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import redis
 
-# Shared Lua: parse "s,e,x[,n]"; is an entry live; max concurrency of intervals inside [a, b);
-# the aggregated entries of bookings ("=s,e" -> "s,e,0,n").
-# `purged` counts the expired holds deleted; scripts return it after status and value.
-_LIB = """
-local purged = 0
-local function parse(v)
-  local s, e, x, n = string.match(v, '^(%d+),(%d+),(%d+),?(%d*)$')
-  return tonumber(s), tonumber(e), tonumber(x), tonumber(n) or 1
-end
-local function redis_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
--- ids not to count: a hold token or a legacy booking entry entirely, "=s,e" once per mention
-local function skipping(ids)
-  local skip = {}
-  for id in string.gmatch(ids, '%S+') do
-    if string.sub(id, 1, 1) == '=' then skip[id] = (skip[id] or 0) + 1 else skip[id] = true end
-  end
-  return skip
-end
--- live entries {start, end, weight} of the given day keys overlapping [a, b), less what skip says;
--- purges expired holds
-local function overlapping(keys, a, b, now_ms, skip)
-  local found = {}
-  for _, key in ipairs(keys) do
-    local flat = redis.call('HGETALL', key)
-    for j = 1, #flat, 2 do
-      local id = flat[j]
-      local s, e, x, n = parse(flat[j + 1])
-      if x > 0 and x <= now_ms then
-        redis.call('HDEL', key, id)
-        purged = purged + 1
-      else
-        local k = skip[id]
-        if k == true then n = 0 elseif k then n = n - k end
-        if n > 0 and s < b and a < e then table.insert(found, {math.max(s, a), math.min(e, b), n}) end
-      end
-    end
-  end
-  return found
-end
-local function max_concurrency(intervals, a)
-  local best = 0
-  local points = {a}
-  for _, iv in ipairs(intervals) do table.insert(points, iv[1]) end
-  for _, p in ipairs(points) do
-    local n = 0
-    for _, iv in ipairs(intervals) do
-      if iv[1] <= p and p < iv[2] then n = n + iv[3] end
-    end
-    if n > best then best = n end
-  end
-  return best
-end
--- bookings are counted per interval, so a day's hash stays small however many share a time
-local function add_booked(key, a, b, delta)
-  local field = '=' .. a .. ',' .. b
-  local n = delta
-  local v = redis.call('HGET', key, field)
-  if v then
-    local _, _, _, m = parse(v)
-    n = m + delta
-  end
-  if n > 0 then redis.call('HSET', key, field, a .. ',' .. b .. ',0,' .. n) else redis.call('HDEL', key, field) end
-end
--- give back a booking's place: its interval (field "occ"), or its own entry (bookings before "occ")
-local function release_booking(day_key, booking_key, ref)
-  local occ = redis.call('HGET', booking_key, 'occ')
-  if occ then
-    local a, b = string.match(occ, '^(%d+),(%d+)$')
-    add_booked(day_key, a, b, -1)
-  else
-    redis.call('HDEL', day_key, ref)
-  end
-end
--- what counts as not taken when a booking is being moved: its own place, if it is among the entries of
--- day_key's resource (a booking recorded on another resource, before a catalog edit, frees nothing here)
-local function skip_booking(skip, booking_key, ref, day_key)
-  skip[ref] = true
-  local b = redis.call('HMGET', booking_key, 'occ', 'resource')
-  local occ, res = b[1], b[2]
-  if res and string.sub(day_key, -(#res + 14)) ~= ':occ:' .. res .. ':' .. string.sub(day_key, -8) then return end
-  if occ then skip['=' .. occ] = (skip['=' .. occ] or 0) + 1 end
-end
-"""
-
-# KEYS: day, day-1, day+1, old hold's day, the booking being moved (or any key)
-# ARGV: token, start, end, capacity, hold_ms, old token, ref of the booking being moved (or '')
-_HOLD = (
-    _LIB
-    + """
-local now_ms = redis_ms()
-if ARGV[6] ~= '' then redis.call('HDEL', KEYS[4], ARGV[6]) end
-local a, b = tonumber(ARGV[2]), tonumber(ARGV[3])
-local skip = {[ARGV[1]] = true}
-if ARGV[7] ~= '' then skip_booking(skip, KEYS[5], ARGV[7], KEYS[1]) end
-local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
-if max_concurrency(found, a) >= tonumber(ARGV[4]) then return {'taken', 0, purged} end
-local expires = now_ms + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], ARGV[1], a .. ',' .. b .. ',' .. expires)
-return {'held', expires, purged}
-"""
-)
-
-# KEYS: day, day-1, day+1, new booking, customer index, business index, hold map, old booking, old day
-# ARGV: token, ref, occ start, occ end, capacity, now (s), notice (s), max active, old ref, cut-off (s),
-#       then the booking's field/value pairs
-_BOOK = (
-    _LIB
-    + """
-local done = redis.call('GET', KEYS[7])
-if done then return {'booked', done} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {'ref_taken', ''} end
-local now, a, b = tonumber(ARGV[6]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local fields = {}
-for i = 11, #ARGV, 2 do fields[ARGV[i]] = ARGV[i + 1] end
-local old = ARGV[9]
-if old ~= '' then
-  local o = redis.call('HMGET', KEYS[8], 'phone', 'status', 'start')
-  if o[1] ~= fields['phone'] then return {'unknown', ''} end
-  if o[2] ~= 'confirmed' then return {'not_active', o[2]} end
-  if tonumber(o[3]) - now < tonumber(ARGV[10]) then return {'too_late_to_change', ''} end
-elseif redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf') >= tonumber(ARGV[8]) then
-  return {'limit', ''}
-end
-if tonumber(fields['start']) < now + tonumber(ARGV[7]) then return {'too_late', ''} end
-local now_ms = redis_ms()
--- a live hold vouches for exactly the interval it holds, nothing else
-local mine = redis.call('HGET', KEYS[1], ARGV[1])
-local live = false
-if mine then
-  local s, e, x = parse(mine)
-  live = x > now_ms and s == a and e == b
-end
-if not live then
-  local skip = {[ARGV[1]] = true}
-  if old ~= '' then skip_booking(skip, KEYS[8], old, KEYS[1]) end
-  local found = overlapping({KEYS[1], KEYS[2], KEYS[3]}, a, b, now_ms, skip)
-  if max_concurrency(found, a) >= tonumber(ARGV[5]) then return {'taken', '', purged} end
-end
-redis.call('HDEL', KEYS[1], ARGV[1])
-add_booked(KEYS[1], a, b, 1)
-for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[4], 'occ', a .. ',' .. b)
-if old ~= '' then
-  redis.call('HSET', KEYS[4], 'rescheduled_from', old)
-  release_booking(KEYS[9], KEYS[8], old)
-  redis.call('HSET', KEYS[8], 'status', 'rescheduled', 'rescheduled_to', ARGV[2], 'changed_at', now)
-  redis.call('ZREM', KEYS[5], old)
-end
-redis.call('ZADD', KEYS[5], fields['start'], ARGV[2])
-redis.call('ZADD', KEYS[6], fields['start'], ARGV[2])
-redis.call('SET', KEYS[7], ARGV[2], 'EX', 172800)
-return {'booked', ARGV[2], purged, 'new'}
-"""
-)
-
-# KEYS: booking, its day, customer index.  ARGV: ref, phone, now (s), cut-off (s)
-_CANCEL = (
-    _LIB
-    + """
-local b = redis.call('HMGET', KEYS[1], 'phone', 'status', 'start')
-if b[1] ~= ARGV[2] then return 'unknown' end
-if b[2] ~= 'confirmed' then return b[2] end
-if tonumber(b[3]) - tonumber(ARGV[3]) < tonumber(ARGV[4]) then return 'too_late' end
-release_booking(KEYS[2], KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'changed_at', ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 'ok'
-"""
-)
-
-# KEYS: customer index.  ARGV: now (s), limit, booking key prefix
-_UPCOMING = """
-local refs = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, ref in ipairs(refs) do table.insert(out, redis.call('HGETALL', ARGV[3] .. ref)) end
-return out
-"""
-
-#: entry id -> (start, end, expires_ms, count): a hold (expires_ms > 0, count 1), the bookings of
-#: one interval (id ``=start,end``, expires_ms 0, count ≥ 1), or one booking filed before counts (id REF)
-DayEntries = dict[str, tuple[int, int, int, int]]
-#: an interval and how many entries occupy it
-Weighted = tuple[int, int, int]
+from ..keys import BusinessKeys, LegacyKeys
+from ..lua import Scripts
+from .occupancy import DayEntries, Occupancy, parse_day
+from .requests import BookRequest, CancelRequest, HoldRequest, ReleaseRequest, Request
 
 
 @dataclass(frozen=True)
-class Occupancy:
-    """Live entries of some days of one resource, read in one round trip."""
+class OccupancyRead:
+    """The entries of ``days`` of ``resource`` (callers include the neighbours they need)."""
 
-    redis_ms: int
-    days: dict[date, DayEntries]
-
-    def only(self, days: list[date]) -> Occupancy:
-        """The same reading restricted to ``days`` (each must have been read)."""
-        return Occupancy(self.redis_ms, {day: self.days[day] for day in days})
-
-    def intervals(self, *, skip: frozenset[str] = frozenset()) -> list[Weighted]:
-        """Every live entry's interval and count, less ``skip``: hold tokens and REFs are left out,
-        an ``=start,end`` id counts one booking fewer (the booking being moved)."""
-        found = []
-        for entries in self.days.values():
-            for entry_id, (start, end, expires, count) in entries.items():
-                if expires and expires <= self.redis_ms:
-                    continue
-                if entry_id in skip:
-                    count = count - 1 if entry_id.startswith("=") else 0
-                if count > 0:
-                    found.append((start, end, count))
-        return found
+    resource: str
+    days: tuple[date, ...]
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What a script decided: ``status`` and, depending on it, a value (a REF, an expiry)."""
+class BookingRead:
+    ref: str
+
+
+@dataclass(frozen=True)
+class UpcomingRead:
+    """A customer's active bookings starting after ``after`` (epoch seconds), soonest first."""
+
+    phone: str
+    after: int
+    limit: int = 10
+
+
+Read = OccupancyRead | BookingRead | UpcomingRead
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`BookingStore.write` did: the outcome, its value (a REF, an expiry), lapsed holds
+    deleted on the way, and whether the requests were applied."""
 
     status: str
     value: str = ""
-    #: expired holds the script purged on the way
     expired: int = field(default=0, compare=False)
-    #: a booking made by this call (not a replay of the same hold's earlier one)
-    new: bool = field(default=False, compare=False)
-
-    @classmethod
-    def parse(cls, reply: list) -> Outcome:
-        """``[status, value, purged?, "new"?]`` as the scripts return it."""
-        status, value, *extra = reply
-        return cls(status, "" if value is None else str(value), int(extra[0]) if extra else 0, len(extra) > 1)
+    applied: bool = field(default=False, compare=False)
 
 
-@functools.lru_cache(maxsize=65_536)  # a day's entries are read again and again, and seldom change
-def _entry(value: str) -> tuple[int, int, int, int]:
-    start, end, expires, *count = value.split(",")
-    return int(start), int(end), int(expires), int(count[0]) if count else 1
+@dataclass
+class KeyList:
+    """The KEYS of one script call, each once; operations name them by (1-based) index."""
 
+    keys: list[str]
+    #: (new, old) index pairs: release-1 keys the script adopts before anything else
+    adopt: list[tuple[int, int]] = field(default_factory=list)
 
-def _day(day: date) -> str:
-    return day.strftime("%Y%m%d")
+    def add(self, key: str) -> int:
+        try:
+            return self.keys.index(key) + 1
+        except ValueError:
+            self.keys.append(key)
+            return len(self.keys)
 
 
 class BookingStore:
-    """One business's bookings. Every public method is exactly one Redis round trip."""
+    """The bookings of one business (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, business: str) -> None:
+    def __init__(self, client: redis.Redis, keys: BusinessKeys, scripts: Scripts, legacy: LegacyKeys | None = None):
         self.client = client
-        self.base = f"{prefix}:bk:{{{business}}}"
-        self._hold = client.register_script(_HOLD)
-        self._book = client.register_script(_BOOK)
-        self._cancel = client.register_script(_CANCEL)
-        self._upcoming = client.register_script(_UPCOMING)
+        self.keys = keys
+        self.scripts = scripts
+        #: release 1's keys of this business while it is being upgraded; None once it is
+        self.legacy = legacy
 
-    # -- keys -----------------------------------------------------------------------
-    def day_key(self, resource: str, day: date) -> str:
-        return f"{self.base}:occ:{resource}:{_day(day)}"
+    # -- reads, queued on a pipeline (the tap's load) or on their own -------------------------
+    def queue(self, pipe: Any, read: Read) -> int:
+        """Queue the commands of ``read``; how many replies they give."""
+        legacy = self.legacy
+        if isinstance(read, OccupancyRead):
+            pipe.time()
+            for day in read.days:
+                if legacy:
+                    pipe.hgetall(legacy.occupancy(read.resource, day))
+                pipe.hgetall(self.keys.occupancy(read.resource, day))
+            return 1 + len(read.days) * (2 if legacy else 1)
+        if isinstance(read, BookingRead):
+            if legacy:
+                pipe.hgetall(legacy.booking(read.ref))
+            pipe.hgetall(self.keys.booking(read.ref))
+            return 2 if legacy else 1
+        index = [self.keys.customer(read.phone)] + ([legacy.customer(read.phone)] if legacy else [])
+        args = [read.after, read.limit, self.keys.booking_prefix, legacy.booking_base + ":booking:" if legacy else ""]
+        self.scripts.upcoming(keys=index, args=args, client=pipe)
+        return 1
 
-    def booking_key(self, ref: str) -> str:
-        return f"{self.base}:booking:{ref}"
+    def parse(self, read: Read, replies: list[Any]) -> Any:
+        """The value of ``read`` from the replies its :meth:`queue` asked for."""
+        if isinstance(read, OccupancyRead):
+            (seconds, micros), *hashes = replies
+            step = len(hashes) // max(len(read.days), 1)
+            days: dict[date, DayEntries] = {}
+            for index, day in enumerate(read.days):
+                merged: dict[str, str] = {}
+                for entries in hashes[index * step : (index + 1) * step]:
+                    merged.update(entries)  # read old first: an entry adopted in between is the same id
+                days[day] = parse_day(merged)
+            return Occupancy(read.resource, int(seconds) * 1000 + int(micros) // 1000, days)
+        if isinstance(read, BookingRead):
+            return next((data for data in reversed(replies) if data), {})
+        return [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in replies[0]]
 
-    def customer_key(self, phone: str) -> str:
-        return f"{self.base}:customer:{phone}"
-
-    @property
-    def all_bookings_key(self) -> str:
-        return f"{self.base}:bookings"
-
-    def _around(self, resource: str, day: date) -> list[str]:
-        return [self.day_key(resource, d) for d in (day, day - timedelta(days=1), day + timedelta(days=1))]
-
-    # -- reads ----------------------------------------------------------------------
-    def occupancy(self, resource: str, days: list[date]) -> Occupancy:
-        """The entries of ``days`` (callers include neighbours), with the Redis clock."""
+    def read(self, *reads: Read) -> list[Any]:
+        """``reads`` in one pipelined round trip."""
         pipe = self.client.pipeline(transaction=False)
-        self.queue_occupancy(pipe, resource, days)
-        return self.parse_occupancy(days, pipe.execute())
+        counts = [self.queue(pipe, read) for read in reads]
+        replies = pipe.execute()
+        values, offset = [], 0
+        for read, count in zip(reads, counts, strict=True):
+            values.append(self.parse(read, replies[offset : offset + count]))
+            offset += count
+        return values
 
-    def queue_occupancy(self, pipe: redis.client.Pipeline, resource: str, days: list[date]) -> None:
-        """Add the reads of :meth:`occupancy` to ``pipe`` (``TIME``, then one ``HGETALL`` per day)."""
-        pipe.time()
-        for day in days:
-            pipe.hgetall(self.day_key(resource, day))
-
-    @staticmethod
-    def parse_occupancy(days: list[date], replies: list) -> Occupancy:
-        """The :class:`Occupancy` from the replies of :meth:`queue_occupancy`, in order."""
-        (seconds, micros), *hashes = replies
-        parsed = {
-            day: {entry_id: _entry(value) for entry_id, value in entries.items()}
-            for day, entries in zip(days, hashes, strict=True)
-        }
-        return Occupancy(int(seconds) * 1000 + int(micros) // 1000, parsed)
+    def occupancy(self, resource: str, days: list[date]) -> Occupancy:
+        return self.read(OccupancyRead(resource, tuple(days)))[0]  # type: ignore[no-any-return]
 
     def booking(self, ref: str) -> dict[str, str]:
-        return self.client.hgetall(self.booking_key(ref))
+        return self.read(BookingRead(ref))[0]  # type: ignore[no-any-return]
+
+    def upcoming(self, phone: str, after: int, limit: int = 10) -> list[dict[str, str]]:
+        return self.read(UpcomingRead(phone, after, limit))[0]  # type: ignore[no-any-return]
 
     def refs_between(self, start: int, end: int) -> list[str]:
         """REFs of every booking (any status) starting in ``[start, end)``, by start."""
-        return self.client.zrangebyscore(self.all_bookings_key, start, f"({end}")
+        if not self.legacy:
+            return list(self.client.zrangebyscore(self.keys.bookings, start, f"({end}"))
+        pipe = self.client.pipeline(transaction=False)
+        for key in (self.legacy.bookings, self.keys.bookings):
+            pipe.zrangebyscore(key, start, f"({end}", withscores=True)
+        found = {ref: score for scored in pipe.execute() for ref, score in scored}
+        return sorted(found, key=lambda ref: (found[ref], ref))
 
     def bookings(self, refs: list[str]) -> list[dict[str, str]]:
         """The records of ``refs``, in order, in one pipelined round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for ref in refs:
-            pipe.hgetall(self.booking_key(ref))
-        return pipe.execute() if refs else []
+        return self.read(*(BookingRead(ref) for ref in refs)) if refs else []
 
-    def upcoming(self, phone: str, now: int, limit: int = 10) -> list[dict[str, str]]:
-        """The phone's active bookings starting after ``now``, soonest first."""
-        flats = self._upcoming(keys=[self.customer_key(phone)], args=[now, limit, f"{self.base}:booking:"])
-        return [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in flats]
+    # -- writes ------------------------------------------------------------------------------
+    def write(self, *requests: Request) -> Written:
+        """Apply ``requests`` together if each has the outcome it expects (else none): the outcome of
+        the first, or of the one refused. The conversation's writes go with its session instead
+        (:mod:`bot.store`); this is for the owner's writes."""
+        keys = KeyList([])
+        plan = {"ops": [self.encode(request, keys) for request in requests], "adopt": [list(p) for p in keys.adopt]}
+        reply = self.scripts.write(keys=keys.keys, args=[json.dumps(plan, ensure_ascii=False)])
+        if reply[0] == "refused":
+            return Written(str(reply[2]), str(reply[3] or ""), int(reply[4]), applied=False)
+        return Written(requests[0].expect[0], str(reply[2] or ""), int(reply[1]), applied=True)
 
-    # -- writes ---------------------------------------------------------------------
-    def hold(
-        self,
-        *,
-        resource: str,
-        day: date,
-        token: str,
-        interval: tuple[int, int],
-        capacity: int,
-        hold_ms: int,
-        release: tuple[date, str] | None = None,
-        exclude: str = "",
-    ) -> Outcome:
-        """Hold ``interval`` for ``token`` if capacity allows; releases the customer's previous hold."""
-        old_day, old_token = release or (day, "")
-        moving = self.booking_key(exclude) if exclude else self.day_key(resource, day)
-        keys = [*self._around(resource, day), self.day_key(resource, old_day), moving]
-        return Outcome.parse(self._hold(keys=keys, args=[token, *interval, capacity, hold_ms, old_token, exclude]))
+    def cancel(self, request: CancelRequest) -> str:
+        """The business cancels: ``ok``, or why not (``unknown``, ``too_late``, or the status it has)."""
+        return self.write(request).status
 
-    def release(self, resource: str, day: date, token: str) -> None:
-        self.client.hdel(self.day_key(resource, day), token)
+    def encode(self, request: Request, keys: KeyList) -> dict[str, Any]:
+        """``request`` as an operation of the booking scripts, its keys added to ``keys``."""
+        op: dict[str, Any] = {"expect": list(request.expect)}
+        if isinstance(request, HoldRequest):
+            op.update(op="hold", token=request.token, a=request.start, b=request.end, capacity=request.capacity)
+            op.update(expires=request.expires_ms, skip=list(request.skip), moving="")
+            op["k"] = self._around(keys, request.resource, request.day)
+            if request.moving:
+                op["moving"] = request.moving.ref
+                op["k"]["moving"] = self._booking(keys, request.moving.ref)
+        elif isinstance(request, BookRequest):
+            op.update(op="book", token=request.token, ref=request.ref, a=request.start, b=request.end)
+            op.update(capacity=request.capacity, now=request.now, notice=request.notice, cutoff=request.cutoff)
+            op.update(max_active=request.max_active, phone=request.phone, fields=request.fields, moving="")
+            k = self._around(keys, request.resource, request.day)
+            k["booking"] = self._booking(keys, request.ref)
+            k["customer"] = self._key(keys, self.keys.customer(request.phone), "customer", request.phone)
+            k["bookings"] = self._key(keys, self.keys.bookings, "bookings")
+            k["from_hold"] = self._key(keys, self.keys.from_hold(request.token), "from_hold", request.token)
+            if request.moving:
+                op["moving"] = request.moving.ref
+                k["moving"] = self._booking(keys, request.moving.ref)
+                k["moving_day"] = self._day(keys, request.moving.resource, request.moving.day)
+            op["k"] = k
+        elif isinstance(request, CancelRequest):
+            op.update(op="cancel", ref=request.ref, phone=request.phone, now=request.now, cutoff=request.cutoff)
+            op["k"] = {
+                "booking": self._booking(keys, request.ref),
+                "day": self._day(keys, request.resource, request.day),
+                "customer": self._key(keys, self.keys.customer(request.phone), "customer", request.phone),
+            }
+        elif isinstance(request, ReleaseRequest):
+            op.update(op="release", token=request.token)
+            op["k"] = {"day": self._day(keys, request.resource, request.day)}
+        return op
 
-    def book(
-        self,
-        *,
-        resource: str,
-        day: date,
-        token: str,
-        ref: str,
-        interval: tuple[int, int],
-        capacity: int,
-        now: int,
-        notice: int,
-        max_active: int,
-        fields: dict[str, str],
-        move: tuple[str, str, date] | None = None,
-        cutoff: int = 0,
-    ) -> Outcome:
-        """Book from a hold (or, if it lapsed, from a slot still free); ``move`` reschedules a booking.
+    def _key(self, keys: KeyList, key: str, kind: str, *parts: str) -> int:
+        index = keys.add(key)
+        if self.legacy:
+            old = getattr(self.legacy, kind)
+            old_key = old(*parts) if callable(old) else old
+            pair = (index, keys.add(old_key))
+            if pair not in keys.adopt:
+                keys.adopt.append(pair)
+        return index
 
-        Idempotent per hold token: the same token always returns the same REF. ``move`` is the
-        old booking's REF, resource and day.
-        """
-        old_ref, old_resource, old_day = move or ("", resource, day)
-        keys = [
-            *self._around(resource, day),
-            self.booking_key(ref),
-            self.customer_key(fields["phone"]),
-            self.all_bookings_key,
-            f"{self.base}:hold:{token}",
-            self.booking_key(old_ref) if old_ref else self.booking_key(ref),
-            self.day_key(old_resource, old_day),
-        ]
-        args: list[str | int] = [token, ref, *interval, capacity, now, notice, max_active, old_ref, cutoff]
-        for name, value in fields.items():
-            args += (name, value)
-        return Outcome.parse(self._book(keys=keys, args=args))
+    def _day(self, keys: KeyList, resource: str, day: date) -> int:
+        index = keys.add(self.keys.occupancy(resource, day))
+        if self.legacy:
+            pair = (index, keys.add(self.legacy.occupancy(resource, day)))
+            if pair not in keys.adopt:
+                keys.adopt.append(pair)
+        return index
 
-    def cancel(self, *, ref: str, phone: str, resource: str, day: date, now: int, cutoff: int) -> str:
-        """``ok``, or why not: ``unknown``, ``too_late``, or the status it already has (``cancelled``, …)."""
-        keys = [self.booking_key(ref), self.day_key(resource, day), self.customer_key(phone)]
-        return self._cancel(keys=keys, args=[ref, phone, now, cutoff])
+    def _booking(self, keys: KeyList, ref: str) -> int:
+        return self._key(keys, self.keys.booking(ref), "booking", ref)
+
+    def _around(self, keys: KeyList, resource: str, day: date) -> dict[str, int]:
+        return {
+            "day": self._day(keys, resource, day),
+            "before": self._day(keys, resource, day - timedelta(days=1)),
+            "after": self._day(keys, resource, day + timedelta(days=1)),
+        }

@@ -48,7 +48,7 @@ class Channel(Protocol):
     #: whether replies leave through the outbox (then the 24-hour window is tracked per phone)
     out_of_band: bool
 
-    def render(self, reply: Outgoing, t: Translator) -> Rendered: ...
+    def render(self, reply: Outgoing, t: Translator, sender: str = "") -> Rendered: ...
 
 
 class TwimlChannel:
@@ -56,5 +56,5 @@ class TwimlChannel:
 
     out_of_band = False
 
-    def render(self, reply: Outgoing, t: Translator) -> Rendered:
+    def render(self, reply: Outgoing, t: Translator, sender: str = "") -> Rendered:
         return Rendered(render_twiml(reply.text, [option.title for option in reply.options]))

@@ -63,7 +63,7 @@ def _sids() -> tuple[Client, TemplateSids]:
     services = get_services()
     if services.twilio is None:
         raise click.UsageError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to manage content templates")
-    return services.twilio, TemplateSids(services.redis, services.settings.redis_key_prefix)
+    return services.twilio, TemplateSids(services.redis, services.shared_keys.templates)
 
 
 @click.group("templates")
@@ -95,7 +95,7 @@ def sync() -> None:
 def list_templates() -> None:
     """The templates the bot uses and the SIDs recorded for them."""
     services = get_services()
-    recorded = TemplateSids(services.redis, services.settings.redis_key_prefix).all()
+    recorded = TemplateSids(services.redis, services.shared_keys.templates).all()
     for template in TEMPLATES:
         sid = recorded.get(template.friendly_name, "not synced")
         click.echo(f"{template.friendly_name:<22} {sid:<36} {template.content_type}")

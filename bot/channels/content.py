@@ -149,10 +149,13 @@ def preview(message: dict[str, Any]) -> str:
 
 
 class ContentChannel:
-    """The webhook answers ``<Response/>``; the reply goes to the outbox as a content message."""
+    """The webhook answers ``<Response/>``; the reply goes to the outbox as a content message, with
+    the sender it must leave from (``from``: the business's number or Messaging Service)."""
 
     out_of_band = True
 
-    def render(self, reply: Outgoing, t: Translator) -> Rendered:
+    def render(self, reply: Outgoing, t: Translator, sender: str = "") -> Rendered:
         message = content_message(reply, t)
+        if sender:
+            message["from"] = sender
         return Rendered(EMPTY_TWIML, json.dumps(message, ensure_ascii=False, separators=(",", ":")))

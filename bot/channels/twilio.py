@@ -60,9 +60,9 @@ def build_client(settings: Settings, http_client: HttpClient | None = None) -> C
 class TemplateSids:
     """Friendly name → content SID, as ``templates sync`` recorded them in Redis (cached)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, key: str) -> None:
         self.client = client
-        self.key = f"{prefix}:templates"
+        self.key = key
         self._cache: dict[str, str] = {}
 
     def get(self, name: str) -> str | None:
@@ -81,21 +81,28 @@ class TemplateSids:
             self.client.hset(self.key, mapping=sids)
 
 
-class Sender:
-    """Sends one outbox message to one phone; raises what the worker needs to decide."""
+def sender_fields(sender: str) -> dict[str, str]:
+    """``whatsapp:+E164`` → ``from_``; a Messaging Service SID (``MG…``) → ``messaging_service_sid``."""
+    return {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
 
-    def __init__(self, client: Client, settings: Settings, templates: TemplateSids) -> None:
+
+class Sender:
+    """Sends one outbox message to one phone; raises what the worker needs to decide.
+
+    Each message names its sender (``from``, written by the webhook: the business's number or
+    Messaging Service); ``default`` is for entries queued without one."""
+
+    def __init__(self, client: Client, templates: TemplateSids, *, default: str = "") -> None:
         self.client = client
         self.templates = templates
-        self.sender: dict[str, str] = (
-            {"messaging_service_sid": settings.twilio_messaging_service_sid}
-            if settings.twilio_messaging_service_sid
-            else {"from_": settings.twilio_from or ""}
-        )
+        self.default = default
 
     def send(self, phone: str, message: dict[str, Any], status_callback: str | None) -> str:
         """The MessageSid Twilio accepted the message as."""
-        fields: dict[str, Any] = {"to": f"whatsapp:{phone}", **self.sender}
+        sender = message.get("from") or self.default
+        if not sender:
+            raise Refused("no sender: the business has no number, sender or TWILIO_FROM")
+        fields: dict[str, Any] = {"to": f"whatsapp:{phone}", **sender_fields(str(sender))}
         if status_callback:
             fields["status_callback"] = status_callback
         if "template" in message:

@@ -1,4 +1,4 @@
-"""``flask bookings list|export|cancel``: the business's bookings from the terminal."""
+"""``flask bookings list|export|cancel|migrate``: a business's bookings from the terminal."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from typing import IO
 import click
 from flask.cli import with_appcontext
 
-from ..agenda import Day, agenda, today, why_not
-from ..booking.desk import Booking
+from ..agenda import Day, agenda, cancel_for_business, today, why_not
 from ..booking.formats import booking_label
+from ..booking.records import Booking
 from ..notify import tell_cancelled, told_text
-from ..services import Services, get_services
-from .common import redis_errors_as_one_line, shared_store
+from ..services import get_services
+from ..tenants import Tenant
+from ..upgrade import migrate as migrate_business
+from .common import Counting, business_option, pick_business, redis_errors_as_one_line, shared_store
 
-group = click.Group("bookings", help="List, export and cancel the business's bookings.")
+group = click.Group("bookings", help="List, export, cancel and migrate a business's bookings.")
 
 COLUMNS = ("Time", "Service", "Customer", "Phone", "Status", "Ref")
 EXPORT_FIELDS = (
@@ -38,14 +40,15 @@ def table(day: Day) -> list[str]:
 @group.command("list")
 @click.option("--date", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD). Default: today.")
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True, help="How many days.")
+@business_option
 @with_appcontext
 @redis_errors_as_one_line
 @shared_store
-def list_bookings(first: datetime | None, days: int) -> None:
+def list_bookings(first: datetime | None, days: int, business_id: str | None) -> None:
     """Bookings by day, in the business's time zone, as a table."""
-    services = get_services()
-    start = first.date() if first else today(services)
-    found = agenda(services, start, days)
+    services, shop = get_services(), pick_business(business_id)
+    start = first.date() if first else today(services, shop)
+    found = agenda(services, shop, start, days)
     if not found:
         click.echo(f"No bookings in the {days} day(s) from {start.isoformat()}.")
     for day in found:
@@ -54,22 +57,21 @@ def list_bookings(first: datetime | None, days: int) -> None:
             click.echo("  " + line)
 
 
-def _iso(services: Services, epoch: str) -> str:
+def _iso(shop: Tenant, epoch: str) -> str:
     if not epoch:
         return ""
-    at = datetime.fromtimestamp(int(epoch), UTC).astimezone(services.catalog.business.timezone)
-    return at.isoformat()
+    return datetime.fromtimestamp(int(epoch), UTC).astimezone(shop.business.timezone).isoformat()
 
 
 TIMES = ("start", "end", "created_at", "changed_at")
 
 
-def _record(services: Services, data: dict[str, str]) -> dict[str, str]:
+def _record(shop: Tenant, data: dict[str, str]) -> dict[str, str]:
     """One stored booking as an export row: times in the business's zone, the service's name."""
-    service = services.catalog.service(data.get("service", ""))
+    service = shop.catalog.service(data.get("service", ""))
     record = {name: data.get(name, "") for name in EXPORT_FIELDS}
-    record["service_name"] = service.name(services.settings.default_language) if service else ""
-    record.update({name: _iso(services, data.get(name, "")) for name in TIMES})
+    record["service_name"] = service.name(shop.default_language) if service else ""
+    record.update({name: _iso(shop, data.get(name, "")) for name in TIMES})
     return record
 
 
@@ -78,26 +80,26 @@ def not_a_formula(text: str) -> str:
     return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
-def _records(services: Services, refs: list[str]) -> Iterator[dict[str, str]]:
+def _records(shop: Tenant, refs: list[str]) -> Iterator[dict[str, str]]:
     """The bookings ``refs``, read in batches with progress on stderr."""
-    store = services.desk.store
     with click.progressbar(length=len(refs), label="Reading bookings", file=sys.stderr) as bar:
         for offset in range(0, len(refs), BATCH):
-            batch = store.bookings(refs[offset : offset + BATCH])
-            yield from (_record(services, data) for data in batch if data)
+            batch = shop.bookings.bookings(refs[offset : offset + BATCH])
+            yield from (_record(shop, data) for data in batch if data)
             bar.update(len(batch))
 
 
 @group.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Default: stdout.")
+@business_option
 @with_appcontext
 @redis_errors_as_one_line
 @shared_store
-def export(fmt: str, output: IO[str]) -> None:
+def export(fmt: str, output: IO[str], business_id: str | None) -> None:
     """Every booking (any status) with full customer details, by start time."""
-    services = get_services()
-    records = _records(services, services.desk.store.refs_between(0, 2**40))  # every booking, by start
+    shop = pick_business(business_id)
+    records = _records(shop, shop.bookings.refs_between(0, 2**40))  # every booking, by start
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(output, EXPORT_FIELDS, lineterminator="\n")
@@ -115,22 +117,50 @@ def export(fmt: str, output: IO[str]) -> None:
 @group.command("cancel")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@business_option
 @with_appcontext
 @redis_errors_as_one_line
 @shared_store
-def cancel(ref: str, yes: bool) -> None:
+def cancel(ref: str, yes: bool, business_id: str | None) -> None:
     """Cancel booking REF for the business; the customer is told on WhatsApp when that is possible."""
-    services = get_services()
+    services, shop = get_services(), pick_business(business_id)
     ref = ref.strip().upper()
-    data = services.desk.store.booking(ref)
+    data = shop.bookings.booking(ref)
     if not data:
         raise click.ClickException(f"Booking {ref} was not cancelled: {why_not('unknown')}.")
-    t = services.catalogs.get(services.settings.default_language)
-    label = booking_label(services.catalog, Booking.from_hash(data), t)
+    t = services.catalogs.get(shop.default_language)
+    label = booking_label(shop.catalog, Booking.from_hash(data), t)
     if not yes:
         click.confirm(f"Cancel {label}, {data.get('name') or 'no name'}?", abort=True)
-    result, booking = services.desk.cancel_for_business(ref, services.clock())
+    result, booking = cancel_for_business(services, shop, ref)
     if result != "ok" or booking is None:
         raise click.ClickException(f"Booking {ref} was not cancelled: {why_not(result)}.")
     click.echo(f"Cancelled: {label}")
-    click.echo(told_text(tell_cancelled(services, booking)))
+    click.echo(told_text(tell_cancelled(services, shop, booking)))
+
+
+@group.command("migrate")
+@business_option
+@with_appcontext
+@redis_errors_as_one_line
+@shared_store
+def migrate(business_id: str | None) -> None:
+    """Move the business's release-1 data to this release's keys (idempotent; safe while the bot runs)."""
+    services, shop = get_services(), pick_business(business_id)
+    progress = Counting("Keys scanned")
+    report = migrate_business(
+        services.redis,
+        shop,
+        services.scripts,
+        prefix=services.settings.redis_key_prefix,
+        session_ttl_ms=services.settings.session_ttl_seconds * 1000,
+        progress=progress,
+    )
+    progress.done()
+    for line in report.lines():
+        click.echo(line)
+    if report.complete:
+        click.echo(f"Done: business {shop.id} is in this release's layout.")
+    else:
+        click.echo(f"{report.left} key(s) changed while being moved: run the command again.")
+        sys.exit(1)

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from ..booking.catalog import SAMPLE_CATALOG, Catalog, Service, load_catalog
+from ..booking.catalog import SAMPLE_CATALOG, Catalog, Service, catalog_files, load_catalog
 from ..booking.formats import slot_label
 from ..booking.slots import free_starts, open_dates
 from ..booking.store import BookingStore
 from ..errors import ConfigError
+from ..keys import BusinessKeys
 from ..services import Services, get_services
 from .common import redis_errors_as_one_line
 
@@ -35,32 +36,42 @@ def next_free(store: BookingStore, catalog: Catalog, service: Service, now: date
 
 
 def _store(services: Services, catalog: Catalog) -> BookingStore:
-    if catalog.business.id == services.catalog.business.id:
-        return services.desk.store
-    return BookingStore(services.redis, prefix=services.settings.redis_key_prefix, business=catalog.business.id)
+    shop = services.directory.get(catalog.business.id)
+    if shop is not None:
+        return shop.bookings
+    return BookingStore(
+        services.redis, BusinessKeys(services.settings.redis_key_prefix, catalog.business.id), services.scripts
+    )
 
 
 @group.command("check")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--count", type=click.IntRange(1, 50), default=3, show_default=True, help="Free times per service.")
 @with_appcontext
 @redis_errors_as_one_line
-def check(file: Path | None, count: int) -> None:
-    """Validate FILE (default: BOT_CATALOG) and print the next free times of each service."""
+def check(path: Path | None, count: int) -> None:
+    """Validate PATH (a catalog or a folder of them; default: BOT_CATALOG) and print the next free
+    times of each service."""
     services = get_services()
-    path = file or Path(services.settings.bot_catalog or SAMPLE_CATALOG)
-    if not path.is_file():
+    path = path or Path(services.settings.bot_catalog or SAMPLE_CATALOG)
+    if not path.exists():
         raise click.ClickException(f"{path}: no such file")
     try:
-        catalog = load_catalog(path, languages=services.catalogs.languages)
+        files = catalog_files(path)
+        catalogs = [(file, load_catalog(file, languages=services.catalogs.languages)) for file in files]
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from None
-    business = catalog.business
-    click.echo(f"{path}: valid. {business.name}, {len(catalog.services)} service(s), {business.timezone.key}.")
-    t = services.catalogs.get(services.settings.default_language)
-    store = _store(services, catalog)
     now = services.clock()
-    for service in catalog.services:
-        starts = next_free(store, catalog, service, now, count)
-        times = ", ".join(slot_label(at, business.timezone, t) for at in starts) or "none in the horizon"
-        click.echo(f"  {service.name(t.code)} ({service.id}, {service.minutes} min): {times}")
+    for file, catalog in catalogs:
+        business = catalog.business
+        numbers = ", ".join(business.numbers) or "every number"
+        click.echo(
+            f"{file}: valid. {business.name} ({business.id}, {numbers}), {len(catalog.services)} service(s), "
+            f"{business.timezone.key}."
+        )
+        t = services.catalogs.get((business.languages or (services.settings.default_language,))[0])
+        store = _store(services, catalog)
+        for service in catalog.services:
+            starts = next_free(store, catalog, service, now, count)
+            times = ", ".join(slot_label(at, business.timezone, t) for at in starts) or "none in the horizon"
+            click.echo(f"  {service.name(t.code)} ({service.id}, {service.minutes} min): {times}")

@@ -12,6 +12,7 @@ import redis
 from flask import current_app
 
 from ..services import get_services
+from ..tenants import Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,3 +61,28 @@ class Counting:
 
     def done(self) -> None:
         click.echo(f"\r{self.label}: {self.count}" if self.live else f"{self.label}: {self.count}", err=True)
+
+
+def business_option(command: F) -> F:
+    """``--business ID``: required when the deployment serves several businesses."""
+    return click.option(
+        "--business",
+        "business_id",
+        metavar="ID",
+        default=None,
+        help="The business (its catalog's id); required when there are several.",
+    )(command)
+
+
+def pick_business(business_id: str | None) -> Tenant:
+    """The business the command is about, or a one-line error naming the choices."""
+    directory = get_services().directory
+    known = ", ".join(directory.ids)
+    if business_id:
+        shop = directory.get(business_id)
+        if shop is None:
+            raise click.ClickException(f"no business {business_id!r}; the businesses are: {known}")
+        return shop
+    if directory.only is None:
+        raise click.ClickException(f"there are several businesses ({known}): choose one with --business ID")
+    return directory.only

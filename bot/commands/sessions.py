@@ -1,4 +1,4 @@
-"""``flask sessions stats|migrate``: the stored conversations, walked with SCAN in batches."""
+"""``flask sessions stats``: a business's active conversations, walked with SCAN in batches."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections import Counter
 import click
 from flask.cli import with_appcontext
 
-from ..maintenance import migrate_sessions, session_stats
+from ..maintenance import session_stats
 from ..services import get_services
-from ..sessions import CURRENT_VERSION
-from .common import Counting, redis_errors_as_one_line, shared_store
+from .common import Counting, business_option, pick_business, redis_errors_as_one_line, shared_store
 
-group = click.Group("sessions", help="Statistics and eager migration of the stored conversations.")
+group = click.Group("sessions", help="Statistics of a business's stored conversations.")
 
 
 def _breakdown(counts: Counter[str]) -> str:
@@ -21,32 +20,16 @@ def _breakdown(counts: Counter[str]) -> str:
 
 
 @group.command("stats")
+@business_option
 @with_appcontext
 @redis_errors_as_one_line
 @shared_store
-def stats() -> None:
-    """Active sessions by step and language, and how many still need the current layout."""
+def stats(business_id: str | None) -> None:
+    """Active sessions by step and language."""
     progress = Counting("Sessions scanned")
-    services = get_services()
-    found = session_stats(services.store, services.settings.default_language, progress)
+    shop = pick_business(business_id)
+    found = session_stats(get_services().redis, shop, progress)
     progress.done()
     click.echo(f"Active sessions: {found.total}")
     click.echo(f"By step:         {_breakdown(found.steps)}")
     click.echo(f"By language:     {_breakdown(found.languages)}")
-    click.echo(f"Layout v{CURRENT_VERSION}:       {found.current} current, {found.pending} pending migration")
-
-
-@group.command("migrate")
-@with_appcontext
-@redis_errors_as_one_line
-@shared_store
-def migrate() -> None:
-    """Upgrade every session in an older layout now (safe while the bot runs)."""
-    services = get_services()
-    progress = Counting("Sessions scanned")
-    report = migrate_sessions(services.store, services.settings.default_language, progress)
-    progress.done()
-    click.echo(
-        f"Upgraded {report.upgraded} of {report.seen} session(s); {report.already_current} already current; "
-        f"{report.changed_meanwhile} changed by the bot meanwhile (it upgrades them itself)."
-    )

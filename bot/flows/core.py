@@ -44,7 +44,7 @@ def go_menu(turn: Turn, button: NavButton) -> Reply:
     if turn.session.is_new:
         name = turn.customer_name
         greeting = turn.t("Hi {name}! 👋").format(name=name) if name else turn.t("Hi! 👋")
-        return reply.after(greeting, turn.t("Welcome to {business}.").format(business=turn.desk.business.name))
+        return reply.after(greeting, turn.t("Welcome to {business}.").format(business=turn.shop.business.name))
     return reply
 
 

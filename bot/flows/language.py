@@ -27,35 +27,35 @@ class LanguageButton(Button, kind="lang", step_bound=False):
 
 
 def render_picker(turn: Turn) -> Reply:
-    options = tuple(LanguageButton(t.code) for t in turn.catalogs.all())
+    options = tuple(LanguageButton(code) for code in sorted(turn.shop.languages))
     return Reply(turn.t("Which language would you like?"), options)
 
 
 def _return_step(turn: Turn) -> str:
-    came_from = turn.session.get("prev")
+    came_from = turn.session.get("came_from")
     return came_from if came_from and came_from != LANGUAGE and turn.flows.has_step(came_from) else MENU
 
 
 def open_picker(turn: Turn, button: NavButton) -> Reply:
     if turn.session.step != LANGUAGE:
-        turn.session.set("prev", turn.session.step)
+        turn.session.set("came_from", turn.session.step)
     return turn.goto(LANGUAGE)
 
 
 def choose(turn: Turn, button: LanguageButton) -> Reply:
     turn.set_language(button.code)
     step = _return_step(turn)
-    turn.session.set("prev", None)
+    turn.session.set("came_from", None)
     return turn.goto(step).after(turn.t("Done! I'll write to you in English from now on."))
 
 
 def back(turn: Turn) -> Reply:
     step = _return_step(turn)
-    turn.session.set("prev", None)
+    turn.session.set("came_from", None)
     return turn.goto(step)
 
 
 def register(registry: Registry) -> None:
     registry.step(LANGUAGE, back=back)(render_picker)
     registry.on(NavButton, check=lambda turn, b: b.to == LANGUAGE)(open_picker)
-    registry.on(LanguageButton, check=lambda turn, b: b.code in turn.catalogs.languages)(choose)
+    registry.on(LanguageButton, check=lambda turn, b: b.code in turn.shop.languages)(choose)

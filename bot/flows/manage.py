@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from ..booking.desk import Booking
 from ..booking.formats import booking_label, slot_label
+from ..booking.records import Booking, epoch
+from ..booking.requests import CancelRequest, cancel_request, predict_cancel, resource_of
+from ..booking.store import BookingRead, Read, UpcomingRead
 from ..buttons import Button, LabelContext
 from ..dispatch import Registry
 from ..i18n import N_
 from ..replies import Reply
+from ..tenants import Tenant
 from ..turn import Turn
 from . import state
 from .booking import DATES, refusal
@@ -27,7 +30,7 @@ class BookingButton(Button, kind="bkg"):
     at: int
 
     def label(self, ctx: LabelContext) -> str:
-        return slot_label(datetime.fromtimestamp(self.at, UTC), ctx.desk.business.timezone, ctx.t)
+        return slot_label(datetime.fromtimestamp(self.at, UTC), ctx.shop.business.timezone, ctx.t)
 
 
 _MANAGE_TITLES = {
@@ -52,25 +55,30 @@ class ManageButton(Button, kind="mng"):
 
 def describe(turn: Turn, booking: Booking) -> str:
     """``Haircut, Wed 14 Jan, 10:30–11:00 (K7Q2MX)``"""
-    return booking_label(turn.desk.catalog, booking, turn.t)
+    return booking_label(turn.shop.catalog, booking, turn.t)
+
+
+def own_booking(turn: Turn, ref: str) -> Booking | None:
+    """The customer's own booking ``ref``; None for anyone else's or an unknown one."""
+    data = turn.reads.booking(ref) if ref else {}
+    if not data or data.get("phone") != turn.message.phone:
+        return None
+    return Booking.from_hash(data)
 
 
 # -- steps ------------------------------------------------------------------------------
 def render_bookings(turn: Turn) -> Reply:
-    bookings = turn.desk.upcoming(turn)
+    cancelled = {r.ref for r in turn.effects.requests if isinstance(r, CancelRequest)}  # in this very tap
+    found = turn.reads.upcoming(turn.message.phone, epoch(turn.now))
+    bookings = [b for b in map(Booking.from_hash, found) if b.ref not in cancelled]
     if not bookings:
         return turn.goto(MENU).after(turn.t("You have no upcoming bookings."))
     lines = [turn.t("Your upcoming bookings:"), *(f"• {describe(turn, b)}" for b in bookings)]
-    return Reply("\n".join(lines), tuple(BookingButton(b.ref, int(b.start.timestamp())) for b in bookings))
-
-
-def _current_booking(turn: Turn) -> Booking | None:
-    ref = turn.session.get("ref")
-    return turn.desk.booking(turn, ref) if ref else None
+    return Reply("\n".join(lines), tuple(BookingButton(b.ref, epoch(b.start)) for b in bookings))
 
 
 def render_booking(turn: Turn) -> Reply:
-    booking = _current_booking(turn)
+    booking = own_booking(turn, turn.session.get("ref"))
     if booking is None:
         return turn.goto(BOOKINGS)
     if booking.status != "confirmed":
@@ -84,7 +92,7 @@ def render_booking(turn: Turn) -> Reply:
 
 
 def render_cancel(turn: Turn) -> Reply:
-    booking = _current_booking(turn)
+    booking = own_booking(turn, turn.session.get("ref"))
     if booking is None or booking.status != "confirmed":
         return turn.goto(BOOKINGS)
     question = turn.t("Cancel this booking?")
@@ -108,18 +116,25 @@ def ask_cancel(turn: Turn, button: ManageButton) -> Reply:
     return turn.goto(CANCEL)
 
 
+def _resource(turn: Turn, booking: Booking) -> str:
+    return resource_of(booking, turn.shop.catalog.service(booking.service_id))
+
+
 def cancel(turn: Turn, button: ManageButton) -> Reply:
-    booking = turn.desk.booking(turn, button.ref)
+    booking = own_booking(turn, button.ref)
+    turn.session.set("ref", None)
     if booking is None:
         return turn.goto(BOOKINGS).after(refusal(turn, "unknown"))
-    result = turn.desk.cancel(turn, booking)
-    turn.session.set("ref", None)
-    if result == "ok":
+    request = cancel_request(
+        turn.shop.business, booking, resource=_resource(turn, booking), phone=turn.message.phone, now=turn.now
+    )
+    status, _ = turn.effects.ask(request, (predict_cancel(booking, request), ""))
+    if status == "ok":
         notice = turn.t("Your booking is cancelled: {booking}").format(booking=describe(turn, booking))
-    elif result == "cancelled":
+    elif status == "cancelled":
         notice = turn.t("That booking was already cancelled.")
     else:
-        notice = refusal(turn, result)
+        notice = refusal(turn, status)
     return turn.goto(BOOKINGS).after(notice)
 
 
@@ -128,17 +143,20 @@ def keep(turn: Turn, button: ManageButton) -> Reply:
 
 
 def reschedule(turn: Turn, button: ManageButton) -> Reply:
-    booking = turn.desk.booking(turn, button.ref)
+    booking = own_booking(turn, button.ref)
     if booking is None or booking.status != "confirmed":
         return turn.goto(BOOKINGS).after(refusal(turn, booking.status if booking else "unknown"))
-    if turn.desk.too_close_to_change(turn, booking):
+    if booking.start - turn.now < timedelta(minutes=turn.shop.business.cancel_cutoff_minutes):
         return turn.goto(BOOKING).after(refusal(turn, "too_late"))
     state.end_flow(turn)
-    turn.session.set("resched", booking.ref)
-    service = turn.desk.catalog.service(booking.service_id)
-    if service is None or turn.desk.resource_of(booking) == service.resource:  # else its place is elsewhere
-        turn.session.set("rocc", booking.place)
-    turn.session.set("svc", booking.service_id)
+    resource = _resource(turn, booking)
+    turn.session.set("moving", booking.ref)
+    turn.session.set("moving_res", resource)
+    turn.session.set("moving_day", turn.shop.availability.local_day(booking.start).strftime("%Y%m%d"))
+    service = turn.shop.catalog.service(booking.service_id)
+    if service is None or resource == service.resource:  # else its place is on another resource
+        turn.session.set("moving_place", booking.place)
+    turn.session.set("service", booking.service_id)
     return turn.goto(DATES)
 
 
@@ -148,6 +166,17 @@ def back_to_list(turn: Turn, button: ManageButton) -> Reply:
 
 def _is(action: str):  # type: ignore[no-untyped-def]
     return lambda turn, button: button.action == action
+
+
+def _upcoming_ahead(shop: Tenant, button: NavButton, phone: str, now: datetime) -> list[Read]:
+    return [UpcomingRead(phone, epoch(now))] if button.to == "bookings" else []
+
+
+def _booking_ahead(shop: Tenant, button: BookingButton | ManageButton, phone: str, now: datetime) -> list[Read]:
+    reads: list[Read] = [BookingRead(button.ref)]
+    if isinstance(button, ManageButton) and button.action in ("yes", "back"):  # the list follows
+        reads.append(UpcomingRead(phone, epoch(now)))
+    return reads
 
 
 def register(registry: Registry) -> None:
@@ -161,3 +190,6 @@ def register(registry: Registry) -> None:
     registry.on(ManageButton, check=_is("keep"))(keep)
     registry.on(ManageButton, check=_is("reschedule"))(reschedule)
     registry.on(ManageButton, check=_is("back"))(back_to_list)
+    registry.read_ahead(NavButton)(_upcoming_ahead)
+    registry.read_ahead(BookingButton)(_booking_ahead)
+    registry.read_ahead(ManageButton)(_booking_ahead)

@@ -1,25 +1,22 @@
-"""The durable outbox: messages for the worker to send through Twilio's REST API.
+"""The durable outbox: messages for the worker to send through Twilio's REST API, per business.
 
-Keys (``<prefix>`` is ``REDIS_KEY_PREFIX``)::
+Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
 
-    <prefix>:outbox:{+E164}     stream, this phone's unsent messages, oldest first (field ``m``: JSON)
-    <prefix>:seen:{+E164}       string, epoch ms of the phone's last inbound message (24-hour window)
-    <prefix>:delivery:{+E164}   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the
-                                MessageSid Twilio accepted it as
-    <prefix>:outbox-lease:{+E164}  string, the worker currently sending this phone's messages
-    <prefix>:outbox-due         zset, phone → epoch ms when its head message is due (the doorbell)
-    <prefix>:status:<MessageSid>   hash, delivery status reported by Twilio's status callback
+    outbox:<+E164>     stream, this customer's unsent messages, oldest first (field ``m``: JSON)
+    window:<+E164>     string, epoch ms of the customer's last inbound message (24-hour window)
+    delivery:<+E164>   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the MessageSid
+                       Twilio accepted it as
+    lease:<+E164>      string, the worker currently sending this customer's messages
+    due                zset, phone → epoch ms when its head message is due (the doorbell)
+    status:<MessageSid>   hash, delivery status reported by Twilio's status callback
 
-**Cluster safety.** A phone's stream, window stamp and delivery record share the phone's
-hash tag, so the webhook's commit script appends the reply to the stream in the same
-atomic step as the session write, on one Redis Cluster slot. The global doorbell zset is
-only ever touched by single-key commands: the webhook rings it (``ZADD NX``) in the same
-pipeline, i.e. the same round trip, as the commit. A doorbell lost to a crash between the
-two is found again by the worker's sweep (``SCAN`` of the outbox streams, at start-up and
-every few minutes, never on the request path).
+The webhook's apply script appends the reply to the stream, rings the doorbell and stamps the
+window in the same atomic step as the session write: one slot, so nothing is lost between them.
+The worker's sweep (``SCAN`` of a business's outbox streams, at start-up and every few minutes,
+never on the request path) rings the doorbell of any stream left behind.
 
-Streams keep per-customer order for free; the lease makes one worker at a time send a
-given phone's messages, so order holds with several workers.
+Streams keep per-customer order for free; the lease makes one worker at a time send a given
+customer's messages, so order holds with several workers.
 """
 
 from __future__ import annotations
@@ -30,6 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+
+from ..keys import BusinessKeys
 
 #: how long delivery records and statuses are kept
 RECORD_TTL_MS = 7 * 86_400 * 1000
@@ -90,39 +89,12 @@ def in_window(seen_ms: int | None, now_ms: int) -> bool:
     return seen_ms is not None and now_ms - seen_ms <= WINDOW.total_seconds() * 1000
 
 
-class OutboxKeys:
-    """The key builder of the outbox (also used by the session store's commit)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.due = f"{prefix}:outbox-due"
-        self.stream_pattern = f"{prefix}:outbox:{{*}}"
-
-    def stream(self, phone: str) -> str:
-        return f"{self.prefix}:outbox:{{{phone}}}"
-
-    def seen(self, phone: str) -> str:
-        return f"{self.prefix}:seen:{{{phone}}}"
-
-    def delivery(self, phone: str) -> str:
-        return f"{self.prefix}:delivery:{{{phone}}}"
-
-    def lease(self, phone: str) -> str:
-        return f"{self.prefix}:outbox-lease:{{{phone}}}"
-
-    def status(self, message_sid: str) -> str:
-        return f"{self.prefix}:status:{message_sid}"
-
-    def phone_of(self, stream_key: str) -> str:
-        return stream_key[stream_key.index("{") + 1 : stream_key.rindex("}")]
-
-
 class Outbox:
-    """Enqueueing, the worker's bookkeeping, and delivery statuses, all in Redis."""
+    """One business's outbox: enqueueing, the worker's bookkeeping, and delivery statuses."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, client: redis.Redis, keys: BusinessKeys, *, clock: Callable[[], datetime]) -> None:
         self.client = client
-        self.keys = OutboxKeys(prefix)
+        self.keys = keys
         self.clock = clock
         self._status = client.register_script(_STATUS)
         self._release = client.register_script(_RELEASE)
@@ -130,16 +102,20 @@ class Outbox:
         self._hurry = client.register_script(_HURRY)
 
     # --- producers -------------------------------------------------------------------
-    def enqueue_text(self, phone: str, text: str) -> str:
+    @property
+    def business(self) -> str:
+        return self.keys.business
+
+    def enqueue_text(self, phone: str, text: str, sender: str | None = None) -> str:
         """Queue a free-form text to ``phone`` (e.g. a notice from the business); the entry id.
 
         Sent by the worker like any reply, in order after what is already queued for that
         phone; outside WhatsApp's 24-hour window it is marked undeliverable, not sent.
         """
-        message = json.dumps({"body": text}, ensure_ascii=False)
-        entry_id = self.client.xadd(self.keys.stream(phone), {"m": message})
+        message = json.dumps({"body": text, **({"from": sender} if sender else {})}, ensure_ascii=False)
+        entry_id = self.client.xadd(self.keys.outbox(phone), {"m": message})
         self.ring(phone)
-        return entry_id
+        return str(entry_id)
 
     def ring(self, phone: str, client: Any = None) -> None:
         """Tell the worker ``phone`` has messages (keeps an earlier due time, e.g. a backoff)."""
@@ -152,7 +128,7 @@ class Outbox:
 
     def pending(self, phone: str) -> int:
         """Unsent messages of one customer (XLEN)."""
-        return int(self.client.xlen(self.keys.stream(phone)))
+        return int(self.client.xlen(self.keys.outbox(phone)))
 
     # --- the worker's side -----------------------------------------------------------
     def due_phones(self, now_ms: int, limit: int = 50) -> list[str]:
@@ -172,7 +148,7 @@ class Outbox:
         and rings between our last read and the removal.
         """
         self.client.zrem(self.keys.due, phone)
-        if self.client.xlen(self.keys.stream(phone)):
+        if self.client.xlen(self.keys.outbox(phone)):
             self.ring(phone)
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
@@ -187,7 +163,7 @@ class Outbox:
 
     def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
         """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
-        entries = self.client.xrange(self.keys.stream(phone), count=1)
+        entries = self.client.xrange(self.keys.outbox(phone), count=1)
         if not entries:
             return None
         entry_id, fields = entries[0]
@@ -201,7 +177,7 @@ class Outbox:
         """The worker's record of an entry, the MessageSid Twilio accepted it as, and the last inbound time."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
-        pipe.get(self.keys.seen(phone))
+        pipe.get(self.keys.window(phone))
         (raw, accepted), seen = pipe.execute()
         return (json.loads(raw) if raw else {}), accepted, (int(seen) if seen else None)
 
@@ -220,7 +196,7 @@ class Outbox:
         if record.get("sid"):
             pipe.hset(key, f"acc:{entry_id}", record["sid"])
         pipe.pexpire(key, RECORD_TTL_MS)
-        pipe.xdel(self.keys.stream(phone), entry_id)
+        pipe.xdel(self.keys.outbox(phone), entry_id)
         pipe.execute()
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
@@ -231,8 +207,13 @@ class Outbox:
 
     def streams(self) -> Iterator[str]:
         """Phones with an outbox stream (SCAN: the worker's sweep only, never a request)."""
-        for key in self.client.scan_iter(match=self.keys.stream_pattern, count=500, _type="stream"):
-            yield self.keys.phone_of(key)
+        for key in self.client.scan_iter(match=self.keys.outbox_pattern, count=500, _type="stream"):
+            yield self.keys.phone_of_outbox(key)
+
+    def window_ms(self, phone: str) -> int | None:
+        """When ``phone`` last wrote to the business (epoch ms), if within the stamp's life."""
+        seen = self.client.get(self.keys.window(phone))
+        return int(seen) if seen else None
 
     # --- the status callback ---------------------------------------------------------
     def record_status(

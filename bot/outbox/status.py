@@ -43,8 +43,12 @@ def delivery_status() -> Response:
         return _plain(400, "MessageSid or MessageStatus missing or unknown")
     phone, entry = request.args.get("to", ""), request.args.get("entry", "")
     named = bool(PHONE.fullmatch(phone) and ENTRY_ID.fullmatch(entry))
+    shop = services.directory.get(request.args.get("b", "")) or services.directory.only
+    if shop is None or shop.id not in services.outboxes:
+        services.stats.incr("status.malformed")
+        return _plain(400, "unknown business")
     try:
-        changed = services.outbox.record_status(
+        changed = services.outboxes[shop.id].record_status(
             sid,
             status,
             request.form.get("ErrorCode", "")[:10],

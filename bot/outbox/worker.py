@@ -68,7 +68,7 @@ def backoff(attempts: int) -> timedelta:
 class Worker:
     def __init__(
         self,
-        outbox: Outbox,
+        outboxes: list[Outbox],
         sender: Sender,
         stats: Stats,
         clock: Callable[[], datetime],
@@ -77,7 +77,7 @@ class Worker:
         after_send: Callable[[str, str], None] | None = None,
         lease: timedelta = LEASE,
     ) -> None:
-        self.outbox = outbox
+        self.outboxes = outboxes
         self.sender = sender
         self.stats = stats
         self.clock = clock
@@ -94,58 +94,66 @@ class Worker:
         if self._last_sweep is None or now - self._last_sweep >= SWEEP_EVERY:
             self.sweep()
         finished = 0
-        for phone in self.outbox.due_phones(epoch_ms(now)):
-            finished += self.drain(phone)
+        for outbox in self.outboxes:
+            for phone in outbox.due_phones(epoch_ms(now)):
+                finished += self.drain(phone, outbox)
         return finished
 
     def sweep(self) -> int:
         """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells)."""
         self._last_sweep = self.clock()
-        phones = list(self.outbox.streams())
-        for phone in phones:
-            if self.outbox.pending(phone):
-                self.outbox.ring(phone)
-        return len(phones)
+        found = 0
+        for outbox in self.outboxes:
+            phones = list(outbox.streams())
+            for phone in phones:
+                if outbox.pending(phone):
+                    outbox.ring(phone)
+            found += len(phones)
+        return found
 
-    def drain(self, phone: str) -> int:
+    def drain(self, phone: str, outbox: Outbox | None = None) -> int:
         """Send ``phone``'s entries in order until its stream is empty or one must wait.
 
         The lease is renewed before each further entry (a few slow sends can outlast it); once it
         has lapsed, another worker may own the phone, so this one stops.
         """
+        outbox = outbox or self.outboxes[0]
         token = f"{self.name}:{uuid.uuid4().hex}"
-        if not self.outbox.acquire(phone, token, self.lease_ms):
+        if not outbox.acquire(phone, token, self.lease_ms):
             return 0  # another worker is on it
         finished = 0
         try:
             while finished < BATCH:
-                if finished and not self.outbox.renew(phone, token, self.lease_ms):
+                if finished and not outbox.renew(phone, token, self.lease_ms):
                     log.warning("outbox lease of %s lapsed during a slow send: leaving it", mask_phone(phone))
                     return finished  # another worker may be sending this phone's next message now
-                head = self.outbox.head(phone)
+                head = outbox.head(phone)
                 if head is None:
-                    self.outbox.settle(phone)
+                    outbox.settle(phone)
                     return finished
-                wait_until = self.deliver(phone, *head)
+                wait_until = self.deliver(phone, *head, outbox=outbox)
                 if wait_until is not None:
-                    self.outbox.defer(phone, epoch_ms(wait_until))
+                    outbox.defer(phone, epoch_ms(wait_until))
                     return finished
                 finished += 1
-            self.outbox.defer(phone, epoch_ms(self.clock()))  # more to send: stay due
+            outbox.defer(phone, epoch_ms(self.clock()))  # more to send: stay due
             return finished
         finally:
-            self.outbox.release(phone, token)
+            outbox.release(phone, token)
 
-    def deliver(self, phone: str, entry_id: str, message: dict[str, Any] | None) -> datetime | None:
+    def deliver(
+        self, phone: str, entry_id: str, message: dict[str, Any] | None, *, outbox: Outbox | None = None
+    ) -> datetime | None:
         """Handle the head entry; the time to try again, or None when it is finished."""
+        outbox = outbox or self.outboxes[0]
         now = self.clock()
         if message is None:  # never blocks the customer's later messages
-            self._finish(phone, entry_id, "failed", 0, reason="unreadable outbox entry")
+            self._finish(outbox, phone, entry_id, "failed", 0, reason="unreadable outbox entry")
             return None
-        record, accepted, seen = self.outbox.record(phone, entry_id)
+        record, accepted, seen = outbox.record(phone, entry_id)
         attempts = int(record.get("attempts", 0))
         if accepted:
-            self._finish(phone, entry_id, "sent", attempts, sid=accepted)
+            self._finish(outbox, phone, entry_id, "sent", attempts, sid=accepted)
             return None
         if record.get("state") == "sending":
             retry_at = datetime.fromtimestamp(record["at"] / 1000, now.tzinfo) + SEND_GRACE
@@ -154,46 +162,48 @@ class Worker:
             log.warning("re-sending outbox %s of %s: an earlier send was interrupted", entry_id, mask_phone(phone))
             self.stats.incr("outbox.resent")
         if not in_window(seen, epoch_ms(now)):
-            self._finish(phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window")
+            self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window")
             return None
         attempts += 1
-        self.outbox.write_record(phone, entry_id, {"state": "sending", "at": epoch_ms(now), "attempts": attempts})
+        outbox.write_record(phone, entry_id, {"state": "sending", "at": epoch_ms(now), "attempts": attempts})
         try:
-            sid = self.sender.send(phone, message, self._callback(phone, entry_id))
+            sid = self.sender.send(phone, message, self._callback(outbox, phone, entry_id))
         except RetryLater as exc:
             # an uncertain failure stays "sending": like an interrupted send, it waits for a callback first
             delay = SEND_GRACE if exc.uncertain else backoff(attempts)
             state = "sending" if exc.uncertain else "retry"
-            self.outbox.write_record(
+            outbox.write_record(
                 phone, entry_id, {"state": state, "at": epoch_ms(now), "attempts": attempts, "reason": str(exc)}
             )
             self.stats.incr("outbox.retry")
             log.info("outbox %s for %s: %s; retry in %ss", entry_id, mask_phone(phone), exc, delay.total_seconds())
             return now + delay
         except Undeliverable as exc:
-            self._finish(phone, entry_id, "undeliverable", attempts, reason=str(exc))
+            self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc))
             return None
         except Refused as exc:
-            self._finish(phone, entry_id, "failed", attempts, reason=str(exc))
+            self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc))
             return None
         self.after_send(phone, sid)
-        self._finish(phone, entry_id, "sent", attempts, sid=sid)
+        self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid)
         return None
 
-    def _finish(self, phone: str, entry_id: str, state: str, attempts: int, *, sid: str = "", reason: str = "") -> None:
+    def _finish(
+        self, outbox: Outbox, phone: str, entry_id: str, state: str, attempts: int, *, sid: str = "", reason: str = ""
+    ) -> None:
         record: dict[str, Any] = {"state": state, "at": epoch_ms(self.clock()), "attempts": attempts}
         if sid:
             record["sid"] = sid
         if reason:
             record["reason"] = reason
             log.warning("outbox %s for %s %s: %s", entry_id, mask_phone(phone), state, reason)
-        self.outbox.finish(phone, entry_id, record)
+        outbox.finish(phone, entry_id, record)
         self.stats.incr(f"outbox.{state}")
 
-    def _callback(self, phone: str, entry_id: str) -> str | None:
+    def _callback(self, outbox: Outbox, phone: str, entry_id: str) -> str | None:
         if not self.status_callback:
             return None
-        return f"{self.status_callback}?{urlencode({'to': phone, 'entry': entry_id})}"
+        return f"{self.status_callback}?{urlencode({'b': outbox.business, 'to': phone, 'entry': entry_id})}"
 
     def run(self, stop: threading.Event, *, idle: float = 1.0) -> None:
         """Until ``stop`` is set: send what is due, then wait a little when nothing was."""
@@ -216,13 +226,18 @@ def build_worker(**kwargs: Any) -> Worker:
     """The worker of the current app (Content API settings required)."""
     services = get_services()
     settings = services.settings
-    if services.twilio is None or not settings.content_api:
+    if services.twilio is None or not any(shop.channel.out_of_band for shop in services.directory):
         raise click.UsageError(
-            "the worker needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID"
+            "the worker needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender: a business's numbers or sender, "
+            "or TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID"
         )
-    sender = Sender(services.twilio, settings, TemplateSids(services.redis, settings.redis_key_prefix))
+    templates = TemplateSids(services.redis, services.shared_keys.templates)
+    sender = Sender(
+        services.twilio, templates, default=settings.twilio_messaging_service_sid or settings.twilio_from or ""
+    )
     callback = f"{settings.public_base_url}/webhook/status" if settings.public_base_url else None
-    return Worker(services.outbox, sender, services.stats, services.clock, status_callback=callback, **kwargs)
+    outboxes = [services.outboxes[shop.id] for shop in services.directory if shop.channel.out_of_band]
+    return Worker(outboxes, sender, services.stats, services.clock, status_callback=callback, **kwargs)
 
 
 @click.command("worker")

@@ -134,8 +134,8 @@ def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
     figures = {}
     for address, node in zip(cluster.addresses, cluster.nodes, strict=True):
         with redis.Redis(port=node.port, decode_responses=True) as db:
-            sessions = sum(1 for _ in db.scan_iter("system:session:*", count=1000))
-            booked = sum(1 for _ in db.scan_iter("system:bk:*:booking:*", count=1000))
+            sessions = sum(1 for _ in db.scan_iter("system:*:session:*", count=1000))
+            booked = sum(1 for _ in db.scan_iter("system:*:booking:*", count=1000))
             figures[address] = f"{db.dbsize()} keys ({sessions} sessions, {booked} bookings)"
     return figures
 

@@ -10,14 +10,14 @@ import redis
 from bot import create_app, get_services
 from bot.connections import Cluster as ClusterClient
 from bot.errors import ConfigError
-from bot.sessions import CURRENT_VERSION, stored_version
+from bot.sessions import Session
 
 from ..bookings import book
 from ..conftest import TOKEN, app_config
 from ..content_phone import ContentCustomer, content_config, synced_worker
 from ..redis_server import free_port
-from ..test_commands import legacy_sessions
 from ..test_outbox import status_callback
+from ..test_upgrade import release_1_keys
 from ..twilio_fake import FakeTwilio
 from ..whatsapp import WhatsApp
 from .servers import Cluster
@@ -41,7 +41,7 @@ def test_the_app_on_a_cluster(cluster: Cluster, caplog: pytest.LogCaptureFixture
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["checks"]["redis"] == "ok"
     ref = book(WhatsApp(app.test_client(), TOKEN))
-    assert services.redis.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+    assert services.redis.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"
     services.redis.close()
 
 
@@ -52,17 +52,27 @@ def test_a_cluster_that_does_not_answer_stops_start_up_with_one_line() -> None:
     assert caught.value.setting == "REDIS_CLUSTER_NODES" and "\n" not in str(caught.value)
 
 
-def test_maintenance_on_a_cluster_loads_its_script_on_every_master(cluster: Cluster) -> None:
+def test_a_release_1_cluster_is_upgraded_in_place(cluster: Cluster) -> None:
+    """Release 1 spread conversations over the masters by phone; this release keeps a business on one."""
     cluster.flush()
+    seed = ClusterClient(host="127.0.0.1", port=cluster.nodes[0].port, decode_responses=True)
+    dump = release_1_keys(seed)
+    seed.close()
     app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
     db = get_services(app).redis
-    db.script_flush()  # masters that never saw the script, as after a restart or a failover
-    phones = legacy_sessions(db, 30)  # spread over the masters
-    result = app.test_cli_runner().invoke(args=["sessions", "migrate"])
+    db.script_flush()  # masters that never saw the scripts, as after a restart or a failover
+    assert get_services(app).business().upgrading
+    mine = WhatsApp(app.test_client(), TOKEN, phone="+34600000001").send("2")  # My bookings, from release 1
+    assert mine.options == ["Wed 14 Jan 12:00", "Thu 15 Jan 11:00"]
+    result = app.test_cli_runner().invoke(args=["bookings", "migrate"])
     assert result.exit_code == 0, result.output
-    assert "Upgraded 30 of 30 session(s)" in result.output
-    assert all(stored_version(db.hgetall(f"tapbook:session:{{{phone}}}")) == CURRENT_VERSION for phone in phones)
-    assert "30 current, 0 pending migration" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
+    assert "Done: business test is in this release's layout." in result.output
+    refs = [key.rsplit(":", 1)[1] for key in dump["keys"] if ":booking:" in key]
+    assert all(db.hget(f"tapbook:{{test}}:booking:{ref}", "ref") == ref for ref in refs)
+    sessions = [key for key in dump["keys"] if key.startswith("tapbook:session:")]
+    assert all(db.exists("tapbook:{test}:session:" + key[key.index("{") + 1 : -1]) for key in sessions)
+    assert Session(db.hgetall("tapbook:{test}:session:+34600000001")).step == "bookings"
+    assert "Active sessions: 6" in app.test_cli_runner().invoke(args=["sessions", "stats"]).output
     db.close()
 
 
@@ -76,7 +86,7 @@ def test_content_api_mode_on_a_cluster(cluster: Cluster) -> None:
     assert "Haircut" in services.options
     message = fake.accepted[-1]
     assert status_callback(app, message["StatusCallback"], message["sid"], "delivered") == 204
-    outbox = get_services(app).outbox
+    outbox = get_services(app).outboxes["test"]
     assert outbox.depth() == 0 and outbox.pending(bea.wa.phone) == 0
     assert outbox.status(message["sid"])["status"] == "delivered"
     get_services(app).redis.close()

@@ -61,7 +61,7 @@ def test_the_app_behind_sentinels(sentinels: Sentinels) -> None:
         ref = book(WhatsApp(app.test_client(), TOKEN))
         assert int(master.info("commandstats")["cmdstat_wait"]["calls"]) > waits
         with sentinels.replica_client() as replica:
-            assert replica.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"  # before "Booked!"
+            assert replica.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"  # before "Booked!"
             master.flushall()
             wait_until(lambda: not replica.dbsize(), "the replica to follow")
     services.redis.close()
@@ -106,7 +106,7 @@ def test_killing_the_master_mid_traffic(sentinels: Sentinels, sentinel_instance,
 
     with sentinels.replica_client() as db:  # the new master
         found = {}
-        for key in db.scan_iter("system:bk:{system}:booking:*", count=1000):
+        for key in db.scan_iter("system:{system}:booking:*", count=1000):
             record = db.hgetall(key)
             found.setdefault(record["phone"], []).append(record["ref"])
     for phone, ref in told.items():

@@ -110,10 +110,10 @@ def test_a_cluster_over_tls_with_a_password(certificates: Path, tmp_path: Path) 
         )
         assert ready(app) == "ok"
         ref = book(WhatsApp(app.test_client(), TOKEN))
-        assert get_services(app).redis.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+        assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"
         get_services(app).redis.close()
         url = f"rediss+cluster://:{PASSWORD}@127.0.0.1:{node.tls_port}"  # the same, as one URL
         app = create_app(app_config(REDIS_URL=url, REDIS_TLS_CA_FILE=str(certificates / "ca.pem")))
         assert ready(app) == "ok"
-        assert get_services(app).redis.hget(f"tapbook:bk:{{test}}:booking:{ref}", "status") == "confirmed"
+        assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "confirmed"
         get_services(app).redis.close()

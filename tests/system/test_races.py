@@ -70,7 +70,7 @@ def test_race_for_the_last_slot(system: System, service: str, capacity: int) -> 
 
 def confirm_button(system: System, person: Customer) -> str:
     """The Confirm button's ID the summary offered (what WhatsApp sends back on a tap)."""
-    offered = Session(system.db.hgetall(f"system:session:{{{person.phone}}}")).offered
+    offered = Session(system.db.hgetall(f"system:{{system}}:session:{person.phone}")).offered
     return next(button for button in offered if button.endswith(":confirm"))
 
 
@@ -88,5 +88,5 @@ def test_double_tap_storm_books_once(system: System) -> None:
     assert others <= {"That menu is out of date. Here is where we are now:"}
     found = bookings(system.db)
     assert [b["ref"] for b in found] == [REF.search(booked[0].text)[1]]
-    assert system.db.zcard(f"system:bk:{{system}}:customer:{person.phone}") == 1
+    assert system.db.zcard(f"system:{{system}}:customer:{person.phone}") == 1
     system.report.scenario("double-tap storm", taps=20, bookings_expected=1, bookings_found=len(found))

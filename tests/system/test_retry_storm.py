@@ -46,7 +46,7 @@ def test_retry_storm_books_each_conversation_once(system: System) -> None:
     assert len(found) == CONVERSATIONS
     assert {b["phone"]: b["ref"] for b in found} == refs  # one booking per customer, the one confirmed
     for person in people:
-        assert system.db.zcard(f"system:bk:{{system}}:customer:{person.phone}") == 1
+        assert system.db.zcard(f"system:{{system}}:customer:{person.phone}") == 1
     system.report.scenario(
         "retry storm",
         conversations=CONVERSATIONS,

@@ -1,0 +1,265 @@
+"""Every Redis key the bot uses, built in one place (like aiogram's ``RedisStorage`` key builder).
+
+All keys of one business carry its hash tag ``{<business>}``, so everything a tap touches (the
+customer's session, the message record, holds, bookings, indexes, the outbox) sits in one Redis
+Cluster slot and one script can change it atomically. One business is then served by one master;
+many businesses spread over a cluster. Only two keys are shared by all businesses, and they are
+only ever touched by single-key commands: the content template SIDs and the worker's totals.
+
+:data:`LAYOUT` describes each key for people; the README's key table is rendered from it and a
+test checks that every key the running bot writes matches one of its patterns.
+
+:class:`LegacyKeys` names the keys of release 1 (one business per deployment, sessions tagged by
+phone), read only while a deployment is being upgraded (see :mod:`bot.upgrade`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+#: the session layout this release writes (release 1 wrote layout 3, under :class:`LegacyKeys`)
+LAYOUT_VERSION = "4"
+
+
+def day_code(day: date) -> str:
+    """``20260114``: how a local date appears in keys and button IDs."""
+    return day.strftime("%Y%m%d")
+
+
+@dataclass(frozen=True)
+class BusinessKeys:
+    """The keys of one business: ``<prefix>:{<business>}:<kind>[:<part>…]``."""
+
+    prefix: str
+    business: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.business}}}"
+
+    # -- conversations ----------------------------------------------------------------------
+    def session(self, phone: str) -> str:
+        return f"{self.base}:session:{phone}"
+
+    def profile(self, phone: str) -> str:
+        return f"{self.base}:profile:{phone}"
+
+    def message(self, message_sid: str) -> str:
+        return f"{self.base}:msg:{message_sid}"
+
+    # -- the outbox (Content API mode) ------------------------------------------------------
+    def outbox(self, phone: str) -> str:
+        return f"{self.base}:outbox:{phone}"
+
+    def window(self, phone: str) -> str:
+        return f"{self.base}:window:{phone}"
+
+    def delivery(self, phone: str) -> str:
+        return f"{self.base}:delivery:{phone}"
+
+    def lease(self, phone: str) -> str:
+        return f"{self.base}:lease:{phone}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.base}:due"
+
+    def status(self, message_sid: str) -> str:
+        return f"{self.base}:status:{message_sid}"
+
+    @property
+    def outbox_pattern(self) -> str:
+        """For the worker's sweep (SCAN), never for a request."""
+        return f"{self.base}:outbox:*"
+
+    def phone_of_outbox(self, key: str) -> str:
+        return key.rpartition(":outbox:")[2]
+
+    # -- bookings ---------------------------------------------------------------------------
+    def occupancy(self, resource: str, day: date) -> str:
+        return f"{self.base}:occ:{resource}:{day_code(day)}"
+
+    def booking(self, ref: str) -> str:
+        return f"{self.base}:booking:{ref}"
+
+    @property
+    def booking_prefix(self) -> str:
+        return f"{self.base}:booking:"
+
+    def customer(self, phone: str) -> str:
+        return f"{self.base}:customer:{phone}"
+
+    @property
+    def bookings(self) -> str:
+        return f"{self.base}:bookings"
+
+    def from_hold(self, token: str) -> str:
+        return f"{self.base}:from-hold:{token}"
+
+    # -- upgrades ---------------------------------------------------------------------------
+    @property
+    def layout(self) -> str:
+        """``4`` once this business's data is all in this layout (see :mod:`bot.upgrade`)."""
+        return f"{self.base}:layout"
+
+
+@dataclass(frozen=True)
+class SharedKeys:
+    """The keys shared by every business of a deployment (single-key commands only)."""
+
+    prefix: str
+
+    @property
+    def templates(self) -> str:
+        return f"{self.prefix}:templates"
+
+    @property
+    def outbox_totals(self) -> str:
+        return f"{self.prefix}:outbox-totals"
+
+
+@dataclass(frozen=True)
+class LegacyKeys:
+    """Release 1's keys: one business, conversation keys tagged by phone, bookings under ``bk``."""
+
+    prefix: str
+    business: str
+
+    def session(self, phone: str) -> str:
+        return f"{self.prefix}:session:{{{phone}}}"
+
+    def profile(self, phone: str) -> str:
+        return f"{self.prefix}:profile:{{{phone}}}"
+
+    def outbox(self, phone: str) -> str:
+        return f"{self.prefix}:outbox:{{{phone}}}"
+
+    def window(self, phone: str) -> str:
+        return f"{self.prefix}:seen:{{{phone}}}"
+
+    def delivery(self, phone: str) -> str:
+        return f"{self.prefix}:delivery:{{{phone}}}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.prefix}:outbox-due"
+
+    @property
+    def booking_base(self) -> str:
+        return f"{self.prefix}:bk:{{{self.business}}}"
+
+    def occupancy(self, resource: str, day: date) -> str:
+        return f"{self.booking_base}:occ:{resource}:{day_code(day)}"
+
+    def booking(self, ref: str) -> str:
+        return f"{self.booking_base}:booking:{ref}"
+
+    def customer(self, phone: str) -> str:
+        return f"{self.booking_base}:customer:{phone}"
+
+    @property
+    def bookings(self) -> str:
+        return f"{self.booking_base}:bookings"
+
+    def from_hold(self, token: str) -> str:
+        return f"{self.booking_base}:hold:{token}"
+
+    def renamed(self, key: str, new: BusinessKeys) -> str | None:
+        """The key of this release that a release-1 booking key becomes (None: not a booking key)."""
+        head = self.booking_base + ":"
+        if not key.startswith(head):
+            return None
+        kind, _, rest = key[len(head) :].partition(":")
+        if kind == "hold":
+            return new.from_hold(rest)
+        if kind in ("occ", "booking", "customer") and rest:
+            return f"{new.base}:{kind}:{rest}"
+        return new.bookings if kind == "bookings" and not rest else None
+
+    @staticmethod
+    def phone_in(key: str) -> str:
+        """The phone of a release-1 conversation key (``…:{+E164}…``)."""
+        return key[key.index("{") + 1 : key.index("}")]
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    """One row of the key table: a pattern, its Redis type, its expiry and what it holds."""
+
+    pattern: str
+    type: str
+    expiry: str
+    content: str
+
+    def regex(self) -> re.Pattern[str]:
+        """The pattern as a regular expression over real keys (``<…>`` parts are placeholders)."""
+        parts = re.split(r"(<[^>]+>)", self.pattern)
+        return re.compile("".join(r"[^:]+" if p.startswith("<") else re.escape(p) for p in parts if p))
+
+
+_B = "<prefix>:{<business>}"
+
+#: the key table (README "Redis key layout"): every key this release writes
+LAYOUT: tuple[KeyDoc, ...] = (
+    KeyDoc(
+        f"{_B}:session:<+E164>",
+        "hash",
+        "`SESSION_TTL_SECONDS` after the last write",
+        "the conversation (layout 4): `rev`, `step`, `lang`, `turn`, `offered` (+ `offered2`…), `seen`, "
+        "and the flow's fields (see [Sessions](#sessions))",
+    ),
+    KeyDoc(f"{_B}:profile:<+E164>", "hash", "`PROFILE_TTL_SECONDS` after the last choice", "`language`"),
+    KeyDoc(
+        f"{_B}:msg:<MessageSid>",
+        "string",
+        "`DEDUPE_TTL_SECONDS`",
+        "the TwiML answered to that message (Twilio's retries get it again)",
+    ),
+    KeyDoc(
+        f"{_B}:occ:<resource>:<YYYYMMDD>",
+        "hash",
+        "none (holds lapse by their own expiry)",
+        "hold token → `start,end,expires_ms`; `=start,end` → `start,end,0,n`: the `n` bookings of that "
+        "interval (epoch seconds, buffers included); `REF` → `start,end,0` (bookings of early releases)",
+    ),
+    KeyDoc(
+        f"{_B}:booking:<REF>",
+        "hash",
+        "**never**",
+        "`ref`, `phone`, `name`, `service`, `resource`, `start`, `end`, `day`, `status` (`confirmed`, "
+        "`cancelled`, `rescheduled`), `language`, `created_at`, `changed_at`, `rescheduled_from`/`_to`, `occ`",
+    ),
+    KeyDoc(f"{_B}:customer:<+E164>", "zset", "never", "the phone's active bookings: REF → start"),
+    KeyDoc(f"{_B}:bookings", "zset", "never", "every booking of the business: REF → start"),
+    KeyDoc(f"{_B}:from-hold:<token>", "string", "2 days", "the REF booked from that hold (a second Confirm)"),
+    KeyDoc(f"{_B}:layout", "string", "never", "`4` once all of the business's data is in this layout"),
+    KeyDoc(f"{_B}:outbox:<+E164>", "stream", "none (sent entries are deleted)", "unsent messages, field `m` (JSON)"),
+    KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
+    KeyDoc(f"{_B}:window:<+E164>", "string", "2 days", "epoch ms of the customer's last message (24-hour window)"),
+    KeyDoc(
+        f"{_B}:delivery:<+E164>",
+        "hash",
+        "7 days after the last write",
+        "outbox entry id → the worker's record (state, attempts, sid, reason); `acc:<id>` → MessageSid",
+    ),
+    KeyDoc(f"{_B}:lease:<+E164>", "string", "1 minute", "the worker sending this customer's messages"),
+    KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
+    KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
+    KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
+)
+
+
+def describe(key: str, prefix: str) -> KeyDoc | None:
+    """The row of :data:`LAYOUT` that ``key`` matches (None: an undocumented key)."""
+    if not key.startswith(prefix + ":"):
+        return None
+    return next((row for row in LAYOUT if row.regex().fullmatch(key)), None)
+
+
+def key_table() -> str:
+    """The README's key table (Markdown), rendered from :data:`LAYOUT`."""
+    lines = ["| Key | Type | Expiry | Content |", "|---|---|---|---|"]
+    lines += [f"| `{row.pattern}` | {row.type} | {row.expiry} | {row.content} |" for row in LAYOUT]
+    return "\n".join(lines)

@@ -1,0 +1,7 @@
+-- Booking writes outside a conversation (the owner's cancel, tests of the rules): the operations in
+-- ARGV[1] (JSON: ops, adopt), their keys by index. Returns {'ok', purged, value…} when every one had
+-- its expected outcome (and all were applied), else {'refused', index, status, value, purged}.
+local plan = cjson.decode(ARGV[1])
+local ok, results = run_ops(plan.ops, plan.adopt)
+if not ok then return results end
+return {'ok', purged, unpack(results)}
