@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from .booking.desk import Booking
-from .booking.formats import day_label, time_label
+from .booking.formats import day_label, times_label
 from .logs import mask_phone
 from .services import Services
 
@@ -58,7 +58,7 @@ def agenda(services: Services, first: date, days: int) -> list[Day]:
         service = services.catalog.service(booking.service_id)
         entry = Entry(
             ref=booking.ref,
-            time=f"{time_label(booking.start, tz, t)}–{time_label(booking.end, tz, t)}",
+            time=times_label(booking.start, booking.end, tz, t),
             service=service.name(t.code) if service else booking.service_id,
             name=booking.name or "—",
             phone=mask_phone(booking.phone),
