@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from .booking.formats import day_label, time_label
+from .booking.formats import day_label, times_label
 from .booking.records import Booking, epoch
 from .booking.requests import cancel_request, resource_of
 from .logs import mask_phone
@@ -67,7 +67,7 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
         service = shop.catalog.service(booking.service_id)
         entry = Entry(
             ref=booking.ref,
-            time=f"{time_label(booking.start, tz, t)}–{time_label(booking.end, tz, t)}",
+            time=times_label(booking.start, booking.end, tz, t),
             service=service.name(t.code) if service else booking.service_id,
             name=booking.name or "—",
             phone=mask_phone(booking.phone),

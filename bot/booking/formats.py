@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
+from babel.units import format_unit
 
 from ..i18n import Translator
 
@@ -30,9 +31,45 @@ def slot_label(at: datetime, tz: ZoneInfo, t: Translator) -> str:
     return f"{day_label(at.astimezone(tz).date(), t)} {time_label(at, tz, t)}"
 
 
+def times_label(start: datetime, end: datetime, tz: ZoneInfo, t: Translator) -> str:
+    """``10:30–11:00``, readable on the nights the clocks change too.
+
+    When either end is a wall time the clock shows twice (the hour repeated when the clocks go
+    back), or the offset changes during the span, both ends carry their UTC offset in the
+    language's own GMT format; when the clock's difference is not the real length, the length
+    follows. A 60-minute booking at 02:00 on 25 Oct 2026 in Madrid reads
+    ``02:00 GMT+2 – 02:00 GMT+1 (60 min)`` (``02:00 +2 GMT – 02:00 +1 GMT (60 min)`` in pt),
+    and one at 01:30 on 29 Mar 2026 ``01:30 GMT+1 – 03:30 GMT+2 (60 min)``.
+    Every other span keeps its plain ``10:30–11:00``.
+    """
+    first, last = start.astimezone(tz), end.astimezone(tz)
+    crosses = first.utcoffset() != last.utcoffset()
+    if not (crosses or _repeated(first) or _repeated(last)):
+        return f"{time_label(start, tz, t)}–{time_label(end, tz, t)}"
+    label = f"{time_label(start, tz, t)} {_gmt(first, t)} – {time_label(end, tz, t)} {_gmt(last, t)}"
+    if last.replace(tzinfo=None) - first.replace(tzinfo=None) != end - start:
+        minutes = int((end - start) / timedelta(minutes=1))
+        label += f" ({format_unit(minutes, 'duration-minute', length='short', locale=t.locale)})"
+    return label
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether the wall clock shows this time twice that night (the hour repeated when the clocks go back)."""
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
+
+
+def _gmt(local: datetime, t: Translator) -> str:
+    """The UTC offset in the language's GMT format, short: ``GMT+2``, ``GMT-3:30``, ``+1 GMT`` (pt), ``GMT``."""
+    offset = local.utcoffset() or timedelta(0)
+    minutes = int(offset / timedelta(minutes=1))
+    hours, rest = divmod(abs(minutes), 60)
+    number = f"{'-' if minutes < 0 else '+'}{hours}{f':{rest:02d}' if rest else ''}" if minutes else ""
+    return (t.locale.zone_formats["gmt"] % number).strip()
+
+
 def span_label(start: datetime, end: datetime, tz: ZoneInfo, t: Translator) -> str:
     """``Tue 14 Jan, 10:30–11:00``"""
-    return f"{day_label(start.astimezone(tz).date(), t)}, {time_label(start, tz, t)}–{time_label(end, tz, t)}"
+    return f"{day_label(start.astimezone(tz).date(), t)}, {times_label(start, end, tz, t)}"
 
 
 def booking_label(catalog: Catalog, booking: Booking, t: Translator) -> str:

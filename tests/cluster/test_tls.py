@@ -1,12 +1,15 @@
 """TLS and a password, on real servers: one server by ``rediss://`` URL, and a (one-node) cluster.
 
-The certificates come from a throwaway CA made with ``openssl``; the servers also listen in
-plain text on another port, used only to start and check them.
+The certificates come from a throwaway CA made with ``openssl`` the way a real CA issues them
+(``EXTENSIONS``), so they pass strict X.509 checks; the servers also listen in plain text on
+another port, used only to start and check them.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -25,9 +28,29 @@ from .servers import running, wait_until
 PASSWORD = "tls-test-password"
 
 
+# How a real CA issues them, so strict X.509 checks (Python 3.13's default contexts, OpenSSL's
+# x509_strict) accept the chain: a CA marked critical CA:TRUE that may only sign certificates and
+# CRLs, and a server certificate that is no CA, for TLS servers, naming its addresses; each
+# certificate says which key it holds and which signed it.
+EXTENSIONS = """\
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+"""
+
+
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.pem, and server.pem/server.key for 127.0.0.1 signed by it."""
+    """ca.pem, and server.pem/server.key for 127.0.0.1 and localhost signed by it."""
     need_redis_server()
     if shutil.which("openssl") is None:
         message = "openssl is not installed"
@@ -35,11 +58,13 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail(message + " but TAPBOOK_REQUIRE_REAL_REDIS=1")
         pytest.skip(message)
     folder = tmp_path_factory.mktemp("tls")
-    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    (folder / "extensions.cnf").write_text(EXTENSIONS)
     for command in (
-        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=tapbook-test-ca",
-        "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
-        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf",
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=tapbook-test-ca"
+        " -config extensions.cnf -extensions ca",
+        "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 -config extensions.cnf",
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2"
+        " -extfile extensions.cnf -extensions server",
     ):
         subprocess.run(["openssl", *command.split()], cwd=folder, check=True, capture_output=True, timeout=30)
     return folder
@@ -73,6 +98,23 @@ class TlsServer(RedisServer):
 
 def ready(app: Flask) -> str:
     return app.test_client().get("/readyz").get_json()["checks"]["redis"]
+
+
+def test_the_private_ca_passes_strict_x509_checks(certificates: Path, tmp_path: Path) -> None:
+    """The checks Python 3.13's default contexts make, made on every Python (issue 13, item 10).
+
+    3.13 turned on ``VERIFY_X509_STRICT`` (and ``VERIFY_X509_PARTIAL_CHAIN``): a CA without key
+    usage fails with "CA cert does not include key usage extension".
+    """
+    context = ssl.create_default_context(cafile=certificates / "ca.pem")
+    context.verify_flags |= ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
+    with running(TlsServer(tmp_path / "redis", certificates)) as server:
+        for name in ("127.0.0.1", "localhost"):
+            with (
+                socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=name) as tls,
+            ):
+                assert tls.getpeercert()["subjectAltName"] == (("IP Address", "127.0.0.1"), ("DNS", "localhost"))
 
 
 def test_one_server_over_tls_with_a_private_ca(certificates: Path, tmp_path: Path) -> None:
