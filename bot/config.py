@@ -324,9 +324,26 @@ def check_consistency(settings: Settings, *, languages: frozenset[str], lenient_
             "required while signature checks are on (or set TWILIO_VALIDATE_SIGNATURE=false)",
         )
     check_redis(settings)
-    if settings.redis_mode != "embedded" and settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
-        raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
+    if settings.redis_mode != "embedded":
+        check_real_webhook(settings, validate=validate)
     return validate
+
+
+def check_real_webhook(settings: Settings, *, validate: bool) -> None:
+    """Next to a real Redis the webhook fails closed: signatures are checked."""
+    if not validate:
+        why = (
+            "false"
+            if settings.twilio_validate_signature is False
+            else "auto turns checks off in Flask debug/testing mode (FLASK_DEBUG)"
+        )
+        raise ConfigError(
+            "TWILIO_VALIDATE_SIGNATURE",
+            f"{why}; unchecked signatures are refused next to a real Redis"
+            " (set it to true, or unset REDIS_URL for the embedded store)",
+        )
+    if settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
+        raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
 
 
 def check_redis(settings: Settings) -> None:
