@@ -116,7 +116,10 @@ def build_services(
         channel=ContentChannel() if settings.content_api else TwimlChannel(),
     )
     signature = SignatureCheck(
-        settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
+        settings.twilio_auth_token,
+        enabled=signature_checks,
+        public_base_url=settings.public_base_url,
+        hosts=settings.webhook_hosts,
     )
     return Services(
         settings,
