@@ -80,7 +80,11 @@ class Gunicorn:
         clean = {k: v for k, v in os.environ.items() if k not in {*Settings.keys(), "PORT", "WEB_CONCURRENCY"}}
         with self.log.open("wb") as log:  # the bot's own log lines (stderr) are read back for round trips
             self.process = subprocess.Popen(
-                command, cwd=workdir, env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=log
+                command,
+                cwd=workdir,
+                env={**clean, "PUBLIC_BASE_URL": self.url, **env},  # the URL the conversations are signed for
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         deadline = time.monotonic() + 30
         while True:  # readiness of a process we just started, bounded

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, cli, health, logs, metrics, webhook
+from . import admin, bodies, cli, health, logs, metrics, webhook
 from .channels.cli import templates
 from .config import Settings, check_consistency, layered_config
 from .i18n import Catalogs
@@ -20,7 +20,7 @@ from .services import build_services, get_services, init_app
 
 __all__ = ["create_app", "get_services"]
 
-#: Twilio posts a few kB at most; anything far larger is refused with 413 before parsing.
+#: Twilio posts a few kB at most; anything far larger is refused with 413 before parsing (chunked too).
 MAX_CONTENT_LENGTH = 64 * 1024
 
 
@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
+    bodies.init_app(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)

@@ -69,7 +69,8 @@ def chat(phone: str, name: str, lang: str | None, verbose: bool, business_id: st
 def _converse(shop: Tenant, phone: str, name: str, lang: str | None) -> None:
     services = get_services()
     to = f"whatsapp:{shop.business.numbers[0]}" if shop.business.numbers else BUSINESS_NUMBER
-    base = services.settings.public_base_url or "http://localhost"
+    hosts = services.settings.webhook_hosts
+    base = services.settings.public_base_url or (f"https://{hosts[0]}" if hosts else "http://localhost")
     path = "/webhook" + (f"?lang={lang}" if lang else "")
     validator = RequestValidator(services.settings.twilio_auth_token or "signature-checks-are-off")
     client = current_app.test_client()

@@ -125,6 +125,30 @@ def _public_base_url(value: Any) -> str | None:
     return url.rstrip("/")
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}|\[[0-9a-f:.]+\]")
+
+
+def _hosts(value: Any) -> tuple[str, ...]:
+    """``bot.example.com,other.example.com:8443`` → lower-case ``host[:port]`` names; blank → ()."""
+    if isinstance(value, (tuple, list)):  # the default, or already parsed
+        value = ",".join(value)
+    text = _optional_text(value)
+    if text is None:
+        return ()
+    hosts = []
+    for item in text.split(","):
+        host = name = item.strip().lower()
+        port_ok = True
+        if ":" in host and not host.endswith("]"):  # host:port ([IPv6] keeps its own colons)
+            name, _, port = host.rpartition(":")
+            port_ok = port.isdigit() and 0 < int(port) < 65536
+        if not (_HOST.fullmatch(name) and port_ok):
+            raise ValueError(f"must be host or host:port names separated by commas, no scheme or path (got {item!r})")
+        hosts.append(host)
+    return tuple(hosts)
+
+
 def _key_prefix(value: Any) -> str:
     prefix = _text(value)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", prefix):
@@ -242,7 +266,12 @@ class Settings:
     public_base_url: str | None = _setting(
         None,
         _public_base_url,
-        "Scheme and host Twilio calls (e.g. https://bot.example.com), when a proxy hides them.",
+        "Scheme and host Twilio calls (e.g. https://bot.example.com); signatures are checked against it.",
+    )
+    webhook_hosts: tuple[str, ...] = _setting(
+        (),
+        _hosts,
+        "Hosts Twilio may call, host[:port],…: a request to one of them is checked against its own URL.",
     )
     trusted_proxy_hops: int = _setting(
         0, _number(int, 0, 5), "Proxies in front of the app whose X-Forwarded-* headers to trust."
@@ -366,9 +395,32 @@ def check_consistency(settings: Settings, *, languages: frozenset[str], lenient_
             "required while signature checks are on (or set TWILIO_VALIDATE_SIGNATURE=false)",
         )
     check_redis(settings)
-    if settings.redis_mode != "embedded" and settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
-        raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
+    if settings.redis_mode != "embedded":
+        check_real_webhook(settings, validate=validate)
     return validate
+
+
+def check_real_webhook(settings: Settings, *, validate: bool) -> None:
+    """Next to a real Redis the webhook fails closed: signatures checked, over a URL the client cannot pick."""
+    if not validate:
+        why = (
+            "false"
+            if settings.twilio_validate_signature is False
+            else "auto turns checks off in Flask debug/testing mode (FLASK_DEBUG)"
+        )
+        raise ConfigError(
+            "TWILIO_VALIDATE_SIGNATURE",
+            f"{why}; unchecked signatures are refused next to a real Redis"
+            " (set it to true, or unset REDIS_URL for the embedded store)",
+        )
+    if settings.twilio_auth_token == SAMPLE_AUTH_TOKEN:
+        raise ConfigError("TWILIO_AUTH_TOKEN", "is the sample from .env.example; use your account's token")
+    if not settings.public_base_url and not settings.webhook_hosts:
+        raise ConfigError(
+            "PUBLIC_BASE_URL",
+            "required next to a real Redis: the scheme and host Twilio calls, e.g. https://bot.example.com"
+            " (or list the hosts it may call in WEBHOOK_HOSTS)",
+        )
 
 
 def check_redis(settings: Settings) -> None:

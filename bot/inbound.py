@@ -18,7 +18,7 @@ from .errors import MalformedMessage
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
-MAX_BODY = 1600  # Twilio's limit for a WhatsApp/SMS body
+MAX_BODY = 4096  # WhatsApp's limit for a text message (1600 is Twilio's for what it sends)
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,21 @@ from typing import Any
 
 FORMATS = ("plain", "json")
 
-#: ``+`` and 8-15 digits: a full phone number, wherever it appears
-_PHONE = re.compile(r"\+\d{8,15}\b")
+#: ``+`` and 7-15 digits: every phone number the webhook accepts (E.164, bot.inbound), wherever it appears
+_PHONE = re.compile(r"\+\d{7,15}(?!\d)")
 
 
 def mask_phone(phone: str) -> str:
-    """``+34600123789`` → ``+34*****789``: a fixed-width mask that hides even the length."""
-    if len(phone) < 8:
+    """``+34600123789`` → ``+34*****789``: a fixed-width mask that hides even the length.
+
+    A short number (7 or 8 digits, a small country's) keeps only its first and last digit,
+    ``+6831234`` → ``+6*****4``: showing five of its seven digits would leave a hundred guesses.
+    """
+    digits = len(phone) - 1
+    if digits < 7:
         return "*****"
+    if digits <= 8:
+        return phone[:2] + "*****" + phone[-1:]
     return phone[:3] + "*****" + phone[-3:]
 
 

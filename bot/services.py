@@ -144,7 +144,10 @@ def build_services(
     )
     conversation = Conversation(store, build_registry(), catalogs, stats, clock=clock)
     signature = SignatureCheck(
-        settings.twilio_auth_token, enabled=signature_checks, public_base_url=settings.public_base_url
+        settings.twilio_auth_token,
+        enabled=signature_checks,
+        public_base_url=settings.public_base_url,
+        hosts=settings.webhook_hosts,
     )
     return Services(
         settings=settings,

@@ -33,8 +33,10 @@ def _plain(status: int, reason: str) -> Response:
 def receive() -> Response:
     services = get_services()
     g.tap = {"request_id": _request_id(), "started": time.perf_counter()}
-    if not services.signature.is_valid(request):
-        _finish(services, "forged", logging.WARNING, reason="missing or wrong X-Twilio-Signature")
+    verdict = services.signature.check(request)
+    if not verdict.valid:
+        # The URL checked holds no secret and is what a newcomer behind a proxy or ngrok needs to see.
+        _finish(services, "forged", logging.WARNING, reason=verdict.reason, url=verdict.urls_for_log())
         return _plain(403, "invalid X-Twilio-Signature")
     try:
         message = parse_inbound(request.form)

@@ -106,6 +106,7 @@ def app_config(**overrides: Any) -> dict[str, Any]:
         "TESTING": True,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_VALIDATE_SIGNATURE": True,
+        "WEBHOOK_HOSTS": "bot.example.com",  # the host tests.whatsapp signs for, as a deployment names its own
         "CLOCK": Clock(),
         "CATALOG": salon(),
         **overrides,

@@ -76,7 +76,13 @@ def gunicorn(tmp_path: Path, **env: str) -> Iterator[Gunicorn]:
             "wsgi:app",
         ],
         cwd=tmp_path,
-        env={**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **env},
+        env={
+            **os.environ,
+            "PORT": str(port),
+            "PYTHONPATH": str(ROOT),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # what the tests post to and sign
+            **env,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )

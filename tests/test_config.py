@@ -13,6 +13,8 @@ from bot import create_app, get_services
 from bot.config import SAMPLE_AUTH_TOKEN, Settings
 from bot.errors import ConfigError
 
+from .conftest import app_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +48,7 @@ def test_a_dotenv_file_is_read_and_the_environment_wins(monkeypatch: pytest.Monk
 
 
 def test_the_redis_client_is_built_once_with_short_timeouts(redis_server) -> None:  # type: ignore[no-untyped-def]
-    app = create_app({"TESTING": True, "REDIS_URL": redis_server.url})
+    app = create_app(app_config(REDIS_URL=redis_server.url))
     client = get_services(app).redis
     kwargs = client.connection_pool.connection_kwargs
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.0, 1.0)

@@ -26,7 +26,7 @@ SID = "SM" + "a" * 32
         ({"From": "whatsapp:+0123"}, "From: must be whatsapp:+<E.164 phone number>"),
         ({"From": "whatsapp:hello"}, "From: must be whatsapp:+<E.164 phone number>"),
         ({"From": "messenger:+34600111222"}, "From: must be whatsapp:+<E.164 phone number>"),
-        ({"Body": "x" * 1601}, "Body: Longer than maximum length 1600."),
+        ({"Body": "x" * 4097}, "Body: Longer than maximum length 4096."),  # more than WhatsApp carries
         ({"ButtonPayload": "x" * 257}, "ButtonPayload: Longer than maximum length 256."),
         ({"ProfileName": "x" * 257}, "ProfileName: Longer than maximum length 256."),
         ({"WaId": "abc"}, "WaId: String does not match expected pattern."),

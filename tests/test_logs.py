@@ -61,7 +61,8 @@ def test_one_json_line_per_webhook(app: Flask, wa: WhatsApp, json_lines: io.Stri
     assert (ok["outcome"], ok["handler"], ok["round_trips"], ok["attempts"]) == ("ok", "go_menu", 2, 1)
     assert isinstance(ok["ms"], float) and ok["ms"] > 0
     assert (forged["level"], forged["outcome"]) == ("WARNING", "forged")
-    assert forged["msg"] == "tap forged: missing or wrong X-Twilio-Signature"
+    assert forged["msg"] == "tap forged: wrong X-Twilio-Signature"
+    assert forged["url"] == "https://bot.example.com/webhook"  # what was checked: no secret in it
     assert (malformed["outcome"], malformed["from"]) == ("malformed", "-")
     assert (retry["outcome"], retry["round_trips"], retry["sid"]) == ("duplicate", 1, first["sid"])
 
@@ -164,7 +165,7 @@ def start_up_lines(tmp_path: Path, **env: str) -> list[str]:
 
 
 def test_production_start_up_logs_json(redis_server: RedisServer, tmp_path: Path) -> None:
-    lines = start_up_lines(tmp_path, REDIS_URL=redis_server.url)
+    lines = start_up_lines(tmp_path, REDIS_URL=redis_server.url, PUBLIC_BASE_URL="https://bot.example.com")
     entries = [json.loads(line) for line in lines]
     assert {"level": "INFO", "logger": "bot.admin"}.items() <= entries[-1].items()
     assert entries[-1]["msg"] == "admin page is off: set ADMIN_PASSWORD to turn on /admin"

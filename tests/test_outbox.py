@@ -502,6 +502,7 @@ def test_the_procfile_worker_starts_and_stops_on_sigterm(redis_server: Any, tmp_
         "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_FROM": "whatsapp:+14155238886",
+        "PUBLIC_BASE_URL": "https://bot.example.com",
     }
     log = tmp_path / "worker.log"
     with log.open("wb") as sink:

@@ -200,6 +200,7 @@ def app_environment(
         WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS="4",
         REDIS_URL=redis_url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",  # the URL Twilio (the tests) calls and signs
         REDIS_KEY_PREFIX=PREFIX,
         REDIS_SOCKET_TIMEOUT=str(socket_timeout),
         REDIS_CONNECT_TIMEOUT=str(socket_timeout),
