@@ -130,13 +130,16 @@ def system(cluster: LocalCluster, cluster_instances: list[Gunicorn], deployments
 
 
 def keys_per_master(cluster: LocalCluster) -> dict[str, str]:
-    """Per master: its keys, of which sessions and booking records (what DBSIZE and SCAN see)."""
+    """Per master: its keys, of which sessions and booking records, and the businesses they belong to."""
     figures = {}
     for address, node in zip(cluster.addresses, cluster.nodes, strict=True):
         with redis.Redis(port=node.port, decode_responses=True) as db:
-            sessions = sum(1 for _ in db.scan_iter("system:*:session:*", count=1000))
-            booked = sum(1 for _ in db.scan_iter("system:*:booking:*", count=1000))
-            figures[address] = f"{db.dbsize()} keys ({sessions} sessions, {booked} bookings)"
+            keys = list(db.scan_iter("system:*", count=1000))
+            sessions = sum(":session:" in key for key in keys)
+            booked = sum(":booking:" in key for key in keys)
+            businesses = sorted({key.split("{", 1)[1].split("}", 1)[0] for key in keys if "{" in key})
+            owners = ", ".join(businesses) or "-"
+            figures[address] = f"{db.dbsize()} keys ({sessions} sessions, {booked} bookings; businesses: {owners})"
     return figures
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from redis.crc import key_slot
 
 from ..redis_server import RedisServer
 from ..system.harness import POLITE, Gunicorn, Report, Twilio, customers, in_parallel
@@ -68,4 +70,43 @@ def test_taps_per_second(
         f"throughput ({CUSTOMERS} conversations of {len(TAPS)} taps, {THREADS} client threads, "
         f"{len(cluster_instances[0].workers())} gunicorn workers per instance)",
         **figures,
+    )
+
+
+def master_of(cluster: Cluster, business: str) -> redis.Redis:
+    """A plain client of the master serving every key of ``business`` (its hash tag's slot)."""
+    slot = key_slot(f"{{{business}}}".encode())
+    with redis.Redis(port=cluster.nodes[0].port, decode_responses=True) as db:
+        for start, end, (host, port, *_), *_ in db.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return redis.Redis(host=host, port=int(port), decode_responses=True)
+    raise AssertionError(f"no master serves slot {slot}")
+
+
+def cpu_and_calls(db: redis.Redis) -> tuple[float, int]:
+    """Seconds of CPU the server used (main thread: user + system) and commands it ran (scripts' included)."""
+    cpu = db.info("cpu")
+    calls = sum(int(v["calls"]) for v in db.info("commandstats").values())
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"]), calls
+
+
+def test_what_one_master_sustains_for_one_business(
+    cluster: Cluster, cluster_instances: list[Gunicorn], deployments_report: Report
+) -> None:
+    """All of a business's keys sit on one master. The app instances here are the limit (2 cores), so the
+    figure is the master's CPU per tap: what one core of it sustains for one business is 1 / that."""
+    cluster.flush()
+    master = master_of(cluster, "system")
+    before = cpu_and_calls(master)
+    rate, median = measure(Balancer(cluster_instances, deployments_report), "8")
+    after = cpu_and_calls(master)
+    taps = CUSTOMERS * (len(TAPS) + 1)  # the conversations and the warm-up "hi"s
+    cpu_per_tap = (after[0] - before[0]) / taps
+    master.close()
+    deployments_report.scenario(
+        "one business on one master",
+        taps_per_s_measured=f"{rate:.0f} (median {median:.1f} ms; the app's 2 cores are the limit)",
+        master_cpu_per_tap_us=f"{cpu_per_tap * 1e6:.0f}",
+        commands_per_tap=f"{(after[1] - before[1]) / taps:.1f}",
+        one_master_core_sustains_taps_per_s=f"{1 / cpu_per_tap:.0f}" if cpu_per_tap else "n/a",
     )

@@ -28,14 +28,24 @@ from twilio.request_validator import RequestValidator
 
 from bot.cli import twilio_form
 from bot.config import Settings
+from bot.keys import BusinessKeys
 
 from ..whatsapp import Answer
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOG = Path(__file__).with_name("catalog.toml")
+#: two businesses on the one deployment (tests/system/catalogs/*.toml): "system" in English on its
+#: number, "other" in Spanish on another, with the same service ids and hours
+CATALOG = Path(__file__).with_name("catalogs")
 TOKEN = "system-suite-token"
 PREFIX = "system"
+NUMBERS = {"system": "+15550000001", "other": "+15550000002"}
 BK = f"{PREFIX}:{{system}}"
+
+
+def keys(business: str = "system") -> BusinessKeys:
+    return BusinessKeys(PREFIX, business)
+
+
 SOCKET_TIMEOUT = 0.5  # REDIS_SOCKET_TIMEOUT and REDIS_CONNECT_TIMEOUT of the app under test
 WORKERS = 3
 POLITE = "Sorry, we're having trouble right now. Please try again in a minute."
@@ -290,15 +300,17 @@ class Twilio:
 
 
 class Customer:
-    """One phone. ``send`` types a message (a number, a title or a word); ``tap`` presses a button."""
+    """One phone writing to one business's number. ``send`` types a message (a number, a title or a
+    word); ``tap`` presses a button."""
 
-    def __init__(self, twilio: Twilio, phone: str, name: str) -> None:
+    def __init__(self, twilio: Twilio, phone: str, name: str, business: str = "system") -> None:
         self.twilio = twilio
         self.phone = phone
         self.name = name
+        self.business = business
 
     def form(self, text: str, **extra: str) -> dict[str, str]:
-        return twilio_form(self.phone, text, name=self.name, **extra)
+        return twilio_form(self.phone, text, name=self.name, To=f"whatsapp:{NUMBERS[self.business]}", **extra)
 
     def send(self, text: str) -> Reply:
         return self.twilio.deliver(self.form(text))
@@ -321,9 +333,9 @@ class Customer:
         return self.send(at)
 
 
-def customers(twilio: Twilio, count: int, *, area: str) -> list[Customer]:
-    """``count`` distinct phones; ``area`` keeps the scenarios' phones apart."""
-    return [Customer(twilio, f"+1555{area}{i:04d}", f"C{area}{i}") for i in range(count)]
+def customers(twilio: Twilio, count: int, *, area: str, business: str = "system") -> list[Customer]:
+    """``count`` distinct phones writing to ``business``; ``area`` keeps the scenarios' phones apart."""
+    return [Customer(twilio, f"+1555{area}{i:04d}", f"C{area}{i}", business) for i in range(count)]
 
 
 def in_parallel(items: Iterable[Any], work: Callable[[Any], Any], *, threads: int = 12) -> list[Any]:
@@ -333,14 +345,14 @@ def in_parallel(items: Iterable[Any], work: Callable[[Any], Any], *, threads: in
 
 
 # -- Redis, looked at afterwards ---------------------------------------------------------------
-def bookings(db: redis.Redis) -> list[dict[str, str]]:
-    return [db.hgetall(key) for key in db.scan_iter(f"{BK}:booking:*", count=1000)]
+def bookings(db: redis.Redis, business: str = "system") -> list[dict[str, str]]:
+    return [db.hgetall(key) for key in db.scan_iter(keys(business).booking("*"), count=1000)]
 
 
-def holds(db: redis.Redis) -> dict[str, int]:
+def holds(db: redis.Redis, business: str = "system") -> dict[str, int]:
     """Every hold entry in the day hashes: ``key/id`` -> its expiry (Redis ms)."""
     found = {}
-    for key in db.scan_iter(f"{BK}:occ:*", count=1000):
+    for key in db.scan_iter(f"{keys(business).base}:occ:*", count=1000):
         for entry, value in db.hgetall(key).items():
             expires = int(value.split(",")[2])
             if expires:
