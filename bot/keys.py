@@ -178,10 +178,22 @@ class LegacyKeys:
             return f"{new.base}:{kind}:{rest}"
         return new.bookings if kind == "bookings" and not rest else None
 
+    def pattern(self, kind: str) -> str:
+        """A SCAN pattern of release 1's conversation keys of ``kind`` (``session``, ``profile``,
+        ``outbox``, ``seen``) or of its booking keys (``bk``): for ``bookings migrate`` only."""
+        if kind == "bk":
+            return _escape(self.booking_base) + ":*"
+        return _escape(f"{self.prefix}:{kind}:") + "{*}"
+
     @staticmethod
     def phone_in(key: str) -> str:
         """The phone of a release-1 conversation key (``…:{+E164}…``)."""
         return key[key.index("{") + 1 : key.index("}")]
+
+
+def _escape(text: str) -> str:
+    """``text`` as a literal part of a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,10 @@ def detect(client: redis.Redis, tenants: list[Tenant], prefix: str) -> None:
             tenant.upgrading = True
         return
     if "main" not in ids and replies[-1]:
+        index = LegacyKeys(prefix, "main").bookings
         raise ConfigError(
             "BOT_CATALOG",
-            f"Redis holds release-1 bookings of business 'main' ({prefix}:bk:{{main}}:…) but no catalog has "
+            f"Redis holds release-1 bookings of business 'main' ({index}) but no catalog has "
             'id = "main": give that business its old id to keep them',
         )
     for index, tenant in enumerate(tenants):
@@ -115,11 +116,6 @@ def _scan(client: redis.Redis, pattern: str, kind: str | None = None) -> Iterato
         yield batch
 
 
-def _escape(text: str) -> str:
-    """``text`` as a literal part of a SCAN pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 def migrate(
     client: redis.Redis,
     tenant: Tenant,
@@ -133,7 +129,7 @@ def migrate(
     legacy, new = LegacyKeys(prefix, tenant.id), tenant.keys
     report = MigrationReport()
     # bookings, occupancy, indexes and hold maps: same hash tag, so one script per key
-    for batch in _scan(client, _escape(legacy.booking_base) + ":*"):
+    for batch in _scan(client, legacy.pattern("bk")):
         pipe = client.pipeline(transaction=False)
         kinds = []
         for key in batch:
@@ -178,7 +174,7 @@ def _move_sessions(
     progress: Callable[[int], None],
 ) -> None:
     place, drop = client.register_script(_PLACE_SESSION), client.register_script(_DROP_IF_SAME)
-    for batch in _scan(client, _escape(f"{legacy.prefix}:session:") + "{*}", "hash"):
+    for batch in _scan(client, legacy.pattern("session"), "hash"):
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.hgetall(key)
@@ -205,7 +201,7 @@ def _move_sessions(
 def _move_profiles(
     client: redis.Redis, legacy: LegacyKeys, tenant: Tenant, report: MigrationReport, progress: Callable[[int], None]
 ) -> None:
-    for batch in _scan(client, _escape(f"{legacy.prefix}:profile:") + "{*}", "hash"):
+    for batch in _scan(client, legacy.pattern("profile"), "hash"):
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.hget(key, "language")
@@ -230,7 +226,7 @@ def _move_outboxes(
 ) -> None:
     """Unsent messages of release 1, appended in order to the customer's new outbox (each carries the
     id it had, so a second pass copies nothing twice), then the old stream is deleted."""
-    for batch in _scan(client, _escape(f"{legacy.prefix}:outbox:") + "{*}", "stream"):
+    for batch in _scan(client, legacy.pattern("outbox"), "stream"):
         for key in batch:
             phone = legacy.phone_in(key)
             stream = tenant.keys.outbox(phone)
@@ -262,7 +258,7 @@ def _with_sender(raw: str, tenant: Tenant) -> str:
 def _move_windows(
     client: redis.Redis, legacy: LegacyKeys, tenant: Tenant, report: MigrationReport, progress: Callable[[int], None]
 ) -> None:
-    for batch in _scan(client, _escape(f"{legacy.prefix}:seen:") + "{*}", "string"):
+    for batch in _scan(client, legacy.pattern("seen"), "string"):
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.get(key)

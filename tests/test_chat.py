@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import create_app
 
+from .catalogs import salon
 from .conftest import app_config
 from .content_phone import content_config
 from .twilio_fake import FakeTwilio
@@ -52,3 +53,15 @@ def test_chat_shows_content_api_replies_as_buttons() -> None:
     assert "[Book]  [My bookings]  [Language]" in result.output
     assert "[Haircut]" in result.output  # the services list after typing 1
     assert fake.requests == []
+
+
+def test_chat_talks_to_the_business_it_is_asked_for() -> None:
+    north = salon(id="north", name="North Salon", numbers=("+34910000001",))
+    south = salon(id="south", name="South Clinic", numbers=("+34910000002",), languages=("es", "en"))
+    app = create_app(app_config(CATALOG=[north, south]))
+    asked = app.test_cli_runner().invoke(args=["chat"], input="hi\n")
+    assert asked.exit_code == 1 and "choose one with --business ID" in asked.output
+    result = app.test_cli_runner().invoke(args=["chat", "--business", "south"], input="hi\n")
+    assert result.exit_code == 0, result.output
+    assert "Chatting with South Clinic" in result.output
+    assert "bot> ¡Hola, Alex! 👋\n     \n     Bienvenido/a a South Clinic." in result.output
