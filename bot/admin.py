@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import redis
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
@@ -128,7 +129,7 @@ def bookings() -> str:
 
 
 @bp.post("/cancel")
-def cancel() -> Response:
+def cancel() -> ResponseReturnValue:
     services, shop = get_services(), _shop()
     ref = request.form.get("ref", "")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import cast
 from xml.etree import ElementTree
 
 import click
@@ -99,7 +100,9 @@ def _converse(shop: Tenant, phone: str, name: str, lang: str | None) -> None:
             continue
         messages = reply_texts(response.data)
         if shop.channel.out_of_band:
-            entries = services.redis.xrange(shop.keys.outbox(phone), min=f"({last_entry}")
+            entries = cast(
+                list[tuple[str, dict[str, str]]], services.redis.xrange(shop.keys.outbox(phone), min=f"({last_entry}")
+            )
             last_entry = entries[-1][0] if entries else last_entry
             messages += [preview(json.loads(fields["m"])) for _, fields in entries]
         for message in messages:

@@ -20,7 +20,7 @@ reset connection. Two small adaptations keep the app's code the same in every mo
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -94,7 +94,7 @@ class Cluster(RedisCluster):
     def pipeline(self, transaction: bool | None = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
         pipe.__class__ = ClusterPipeline
-        return pipe  # type: ignore[return-value]
+        return cast(ClusterPipeline, pipe)
 
     def primaries(self) -> list[redis.Redis]:
         """A plain client of each master (for commands about one server, such as ``CONFIG GET``)."""
@@ -107,7 +107,7 @@ class ReplicatedRedis(redis.Redis):
     wait_replicas = 0
     wait_timeout_ms = 0
 
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         keys = [str(key) for key in keys_and_args[: int(numkeys)]]
         if not self.wait_replicas or not any(BOOKING_KEY_PART in key for key in keys):
             return super().evalsha(sha, numkeys, *keys_and_args)
@@ -152,7 +152,10 @@ def connect(settings: Settings) -> redis.Redis | Cluster:
         try:
             if settings.redis_url:  # redis+cluster://[user:password@]host:port, rediss+cluster:// for TLS
                 url = settings.redis_url.replace("+cluster", "", 1)
-                return Cluster.from_url(url, retry=Retry(NoBackoff(), 1), **common, **_auth(settings), **_ca(settings))
+                cluster = Cluster.from_url(
+                    url, retry=Retry(NoBackoff(), 1), **common, **_auth(settings), **_ca(settings)
+                )
+                return cast(Cluster, cluster)
             return Cluster(
                 startup_nodes=[ClusterNode(host, port) for host, port in settings.redis_cluster_nodes],
                 retry=Retry(NoBackoff(), 1),
@@ -175,17 +178,21 @@ def connect(settings: Settings) -> redis.Redis | Cluster:
             },
         )
         assert settings.redis_sentinel_service is not None
-        client = sentinel.master_for(
-            settings.redis_sentinel_service,
-            redis_class=ReplicatedRedis,
-            retry=retry,
-            **common,
-            **_auth(settings),
-            **_tls(settings),
+        client = cast(
+            ReplicatedRedis,
+            sentinel.master_for(
+                settings.redis_sentinel_service,
+                redis_class=ReplicatedRedis,
+                retry=retry,
+                **common,
+                **_auth(settings),
+                **_tls(settings),
+            ),
         )
-    client.wait_replicas = settings.wait_replicas
-    client.wait_timeout_ms = settings.redis_wait_timeout_ms
-    return client
+    replicated = cast(ReplicatedRedis, client)
+    replicated.wait_replicas = settings.wait_replicas
+    replicated.wait_timeout_ms = settings.redis_wait_timeout_ms
+    return replicated
 
 
 def _auth(settings: Settings) -> dict[str, Any]:

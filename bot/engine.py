@@ -208,7 +208,7 @@ class Conversation:
             if session.is_new:
                 session.step = self.flows.start_step
             action = self._resolve(turn)
-            if session.is_new and action == Unmatched("unrecognized"):
+            if session.is_new and action == Unmatched("unrecognized") and self.flows.start_button:
                 action = self.flows.start_button
             handler, reply, unmatched = self.flows.dispatch(turn, action)
             outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"

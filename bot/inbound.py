@@ -88,7 +88,7 @@ def parse_inbound(form: MultiDict[str, str] | Mapping[str, str]) -> InboundMessa
     """The message in ``form``, or MalformedMessage with a short reason for the sender."""
     if isinstance(form, MultiDict):
         for key in _KNOWN:
-            if len(form.getlist(key)) > 1:
+            if key is not None and len(form.getlist(key)) > 1:
                 raise MalformedMessage(f"{key}: given more than once", field=key)
         form = form.to_dict(flat=True)
     try:

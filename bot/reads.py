@@ -8,7 +8,7 @@ talks to Redis, never in the domain).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .booking.occupancy import Occupancy
 from .booking.store import BookingRead, BookingStore, OccupancyRead, Read, UpcomingRead
@@ -33,10 +33,10 @@ class Reads:
         return value
 
     def occupancy(self, resource: str, days: list[Any]) -> Occupancy:
-        return self.get(OccupancyRead(resource, tuple(days)))  # type: ignore[no-any-return]
+        return cast(Occupancy, self.get(OccupancyRead(resource, tuple(days))))
 
     def booking(self, ref: str) -> dict[str, str]:
-        return self.get(BookingRead(ref))  # type: ignore[no-any-return]
+        return cast(dict[str, str], self.get(BookingRead(ref)))
 
     def upcoming(self, phone: str, after: int) -> list[dict[str, str]]:
-        return self.get(UpcomingRead(phone, after))  # type: ignore[no-any-return]
+        return cast(list[dict[str, str]], self.get(UpcomingRead(phone, after)))

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -227,10 +228,11 @@ class SharedCounts:
             log.warning("could not count %s in Redis: %s: %s", name, type(exc).__name__, exc)
 
     def get(self, name: str) -> int:
-        return int(self.client.hget(self.key, name.removeprefix(self.prefix)) or 0)
+        return int(cast(str | None, self.client.hget(self.key, name.removeprefix(self.prefix))) or 0)
 
     def all(self) -> dict[str, int]:
-        return {field: int(value) for field, value in self.client.hgetall(self.key).items()}
+        counts = cast(dict[str, str], self.client.hgetall(self.key))
+        return {field: int(value) for field, value in counts.items()}
 
 
 class SharedCollector:

@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -71,10 +71,10 @@ def detect(client: redis.Redis, tenants: list[Tenant], prefix: str) -> None:
             tenant.upgrading = True
         return
     if "main" not in ids and replies[-1]:
-        index = LegacyKeys(prefix, "main").bookings
+        main_index = LegacyKeys(prefix, "main").bookings
         raise ConfigError(
             "BOT_CATALOG",
-            f"Redis holds release-1 bookings of business 'main' ({index}) but no catalog has "
+            f"Redis holds release-1 bookings of business 'main' ({main_index}) but no catalog has "
             'id = "main": give that business its old id to keep them',
         )
     for index, tenant in enumerate(tenants):
@@ -230,8 +230,8 @@ def _move_outboxes(
         for key in batch:
             phone = legacy.phone_in(key)
             stream = tenant.keys.outbox(phone)
-            copied = {fields.get("was") for _, fields in client.xrange(stream)}
-            entries = client.xrange(key)
+            copied = {fields.get("was") for _, fields in _entries(client, stream)}
+            entries = _entries(client, key)
             for entry_id, fields in entries:
                 if entry_id in copied:
                     report.already["outbox messages"] += 1
@@ -243,6 +243,10 @@ def _move_outboxes(
                 client.zadd(tenant.keys.due, {phone: 0}, nx=True)
             client.delete(key)
         progress(len(batch))
+
+
+def _entries(client: redis.Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
+    return cast(list[tuple[str, dict[str, str]]], client.xrange(stream))
 
 
 def _with_sender(raw: str, tenant: Tenant) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -94,7 +94,7 @@ class Catalog:
 
 # --- fields ---------------------------------------------------------------------------------
 
-_REQUIRED = {"required": "is required", "null": "is required"}
+_REQUIRED: dict[str, str | list[Any] | dict[Any, Any]] = {"required": "is required", "null": "is required"}
 
 
 class _Whole(fields.Integer):
@@ -190,13 +190,13 @@ class _DayHours(fields.List):
     def __init__(self) -> None:
         super().__init__(_OpeningRangeField(), load_default=())
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[OpeningRange, ...]:
-        ranges = super()._deserialize(value, attr, data, **kwargs)
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        ranges = cast(list[OpeningRange], super()._deserialize(value, attr, data, **kwargs))
         order = sorted(range(len(ranges)), key=lambda i: ranges[i].start)
         for before, after in zip(order, order[1:], strict=False):
             if ranges[after].start < ranges[before].end:
                 raise ValidationError({after: [f"{value[after]!r} overlaps {value[before]!r}"]})
-        return tuple(ranges[i] for i in order)
+        return [ranges[i] for i in order]
 
 
 class _Names(fields.Field):
@@ -325,7 +325,7 @@ class _HoursSchema(_Table):
 
     @post_load
     def by_weekday(self, data: dict[str, Any], **kwargs: Any) -> dict[int, tuple[OpeningRange, ...]]:
-        return {weekday: data[day] for weekday, day in enumerate(WEEKDAYS) if data.get(day)}
+        return {weekday: tuple(data[day]) for weekday, day in enumerate(WEEKDAYS) if data.get(day)}
 
 
 class _ServiceSchema(_Table):

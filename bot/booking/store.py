@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -139,18 +139,18 @@ class BookingStore:
         return values
 
     def occupancy(self, resource: str, days: list[date]) -> Occupancy:
-        return self.read(OccupancyRead(resource, tuple(days)))[0]  # type: ignore[no-any-return]
+        return cast(Occupancy, self.read(OccupancyRead(resource, tuple(days)))[0])
 
     def booking(self, ref: str) -> dict[str, str]:
-        return self.read(BookingRead(ref))[0]  # type: ignore[no-any-return]
+        return cast(dict[str, str], self.read(BookingRead(ref))[0])
 
     def upcoming(self, phone: str, after: int, limit: int = 10) -> list[dict[str, str]]:
-        return self.read(UpcomingRead(phone, after, limit))[0]  # type: ignore[no-any-return]
+        return cast(list[dict[str, str]], self.read(UpcomingRead(phone, after, limit))[0])
 
     def refs_between(self, start: int, end: int) -> list[str]:
         """REFs of every booking (any status) starting in ``[start, end)``, by start."""
         if not self.legacy:
-            return list(self.client.zrangebyscore(self.keys.bookings, start, f"({end}"))
+            return cast(list[str], self.client.zrangebyscore(self.keys.bookings, start, f"({end}"))
         pipe = self.client.pipeline(transaction=False)
         for key in (self.legacy.bookings, self.keys.bookings):
             pipe.zrangebyscore(key, start, f"({end}", withscores=True)

@@ -48,7 +48,7 @@ def sync_templates(client: Client, sids: TemplateSids) -> list[tuple[str, str, s
         name = template.friendly_name
         sid = existing.get(name)
         if sid is None:
-            sid = client.content.v1.contents.create(_Definition(template.definition())).sid  # type: ignore[arg-type]
+            sid = client.content.v1.contents.create(_Definition(template.definition())).sid
             action = "created"
         else:
             action = "unchanged" if recorded.get(name) == sid else "found"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 import requests
@@ -67,18 +67,18 @@ class TemplateSids:
 
     def get(self, name: str) -> str | None:
         if name not in self._cache:
-            sid = self.client.hget(self.key, name)
+            sid = cast(str | None, self.client.hget(self.key, name))
             if sid is None:
                 return None
             self._cache[name] = sid
         return self._cache[name]
 
     def all(self) -> dict[str, str]:
-        return dict(sorted(self.client.hgetall(self.key).items()))
+        return dict(sorted(cast(dict[str, str], self.client.hgetall(self.key)).items()))
 
     def record(self, sids: dict[str, str]) -> None:
         if sids:
-            self.client.hset(self.key, mapping=sids)
+            self.client.hset(self.key, items=[part for pair in sids.items() for part in pair])
 
 
 def sender_fields(sender: str) -> dict[str, str]:

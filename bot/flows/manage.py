@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -164,7 +165,7 @@ def back_to_list(turn: Turn, button: ManageButton) -> Reply:
     return turn.goto(BOOKINGS)
 
 
-def _is(action: str):  # type: ignore[no-untyped-def]
+def _is(action: str) -> Callable[[Turn, ManageButton], bool]:
     return lambda turn, button: button.action == action
 
 

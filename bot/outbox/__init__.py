@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -132,7 +132,7 @@ class Outbox:
 
     # --- the worker's side -----------------------------------------------------------
     def due_phones(self, now_ms: int, limit: int = 50) -> list[str]:
-        return list(self.client.zrangebyscore(self.keys.due, "-inf", now_ms, start=0, num=limit))
+        return cast(list[str], self.client.zrangebyscore(self.keys.due, "-inf", now_ms, start=0, num=limit))
 
     def next_due_ms(self) -> int | None:
         first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
@@ -163,7 +163,7 @@ class Outbox:
 
     def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
         """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
-        entries = self.client.xrange(self.keys.outbox(phone), count=1)
+        entries = cast(list[tuple[str, dict[str, str]]], self.client.xrange(self.keys.outbox(phone), count=1))
         if not entries:
             return None
         entry_id, fields = entries[0]
@@ -201,7 +201,7 @@ class Outbox:
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
         """Every delivery record of ``phone`` by entry id, oldest first (for tests and operators)."""
-        raw = self.client.hgetall(self.keys.delivery(phone))
+        raw = cast(dict[str, str], self.client.hgetall(self.keys.delivery(phone)))
         ids = sorted((k for k in raw if not k.startswith("acc:")), key=lambda k: tuple(map(int, k.split("-"))))
         return {k: json.loads(raw[k]) for k in ids}
 
@@ -238,4 +238,4 @@ class Outbox:
         return bool(changed)
 
     def status(self, message_sid: str) -> dict[str, str]:
-        return self.client.hgetall(self.keys.status(message_sid))
+        return cast(dict[str, str], self.client.hgetall(self.keys.status(message_sid)))
