@@ -90,14 +90,14 @@ def build_redis(settings: Settings) -> tuple[redis.Redis, bool]:
 
 def load_businesses(
     settings: Settings, catalogs: Catalogs, given: Catalog | Sequence[Catalog] | None
-) -> list[tuple[Path | None, Catalog]]:
+) -> list[tuple[Path, Catalog]]:
     """``given`` (tests) or ``BOT_CATALOG``'s catalogs (the sample salon when unset), checked."""
     if given is None:
         return list(load_catalogs(settings.bot_catalog or SAMPLE_CATALOG, languages=catalogs.languages))
-    loaded: list[tuple[Path | None, Catalog]] = [
+    loaded: list[tuple[Path, Catalog]] = [
         (Path(f"<catalog {c.business.id}>"), c) for c in ([given] if isinstance(given, Catalog) else given)
     ]
-    check_businesses(loaded)  # type: ignore[arg-type]
+    check_businesses(loaded)
     return loaded
 
 

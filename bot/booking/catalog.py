@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -485,7 +485,7 @@ def load_catalogs(path: str | Path, *, languages: frozenset[str]) -> list[tuple[
     return loaded
 
 
-def check_businesses(loaded: list[tuple[Path, Catalog]]) -> None:
+def check_businesses(loaded: Sequence[tuple[Path, Catalog]]) -> None:
     """The rules between businesses (see :func:`load_catalogs`); ConfigError naming the files."""
     if len(loaded) > 1:
         for file, catalog in loaded:
