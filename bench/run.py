@@ -31,8 +31,10 @@ same number of conversations over the same number of connections for every app. 
 baseline, release-1, one business, two businesses and large data set, the order rotating from
 round to round so that drift (the other tenant of the machine, thermal, Redis growth) hits all
 alike; then baseline, release-1 and one business again at light load (a sixth of the
-conversations over 2 connections: service time rather than throughput). Redis is flushed before
-every run of a bot. The report gives medians over the rounds.
+conversations over 2 connections: service time rather than throughput). Before round 1 every app
+gets one unmeasured warm-up run; Redis is flushed before every run of a bot. The report gives
+medians over the rounds, and the per-round ratios of this release to release-1 (runs of the same
+round are the fairest pairs).
 
 Measured per run: taps/s (from the first wrk thread ready to the last one done), wrk's p50/p99
 latency, errors, bookings made; per tap, from the app's own log line, the Redis round trips by
@@ -605,6 +607,7 @@ def report(
          + (f"; release-1 {median(trips['release-1']):g} / {max(trips['release-1'], default=0)}"
             if measured_release else "")),
         ("Round trips by step, this release (median)", _steps(by_kind["one"]), ""),
+        ("Round trips by step, two businesses (median)", _steps(by_kind["two"]), ""),
         ("Round trips by step, release-1 (median)", _steps(by_kind["release-1"]) if measured_release else "n/a", ""),
         ("Redis commands per tap (mean), this release", f"{commands['one'][0]:.1f}", commands["one"][1]),
         ("Redis commands per tap (mean), two businesses", f"{commands['two'][0]:.1f}", commands["two"][1]),
@@ -612,7 +615,8 @@ def report(
          f"{commands['release-1'][0]:.1f}" if measured_release else "n/a", commands["release-1"][1]),
         ("Redis memory per active session, with its profile (bytes)", f"{memory.per_session:.0f}",
          f"≤ 512: {verdict(memory.per_session <= 512)}; MEMORY USAGE of the session hash (+ profile) after "
-         "taps 1-6: " + ", ".join(memory.by_step)),
+         "taps 1-6: " + ", ".join(memory.by_step)
+         + ("" if any("+" in step for step in memory.by_step) else " (no profile: no language was picked)")),
         ("Redis memory per reply record (bytes)", f"{memory.per_reply:.0f}",
          "kept DEDUPE_TTL_SECONDS (60 s) after each tap, for Twilio's retries"),
         ("Large data set / one business taps/s", f"{rate['large'] / rate['one']:.2f}",
