@@ -1,6 +1,6 @@
 """How close is the bot to the ceiling of its own stack, and to the previous release? One command:
-``.venv/bin/python bench/run.py`` (about 6 minutes on 2 cores; ``--rounds 1 --conversations 300``
-for a quick look while developing).
+``.venv/bin/python bench/run.py`` (about 10 minutes on 2 cores; ``--rounds 1 --conversations 300``,
+about a minute, for a quick look while developing).
 
 Starts one ``redis-server`` and, each under gunicorn with this checkout's ``gunicorn.conf.py`` on
 127.0.0.1 (same environment: the same Redis, auth token and key prefix), five apps:
@@ -482,7 +482,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def machine() -> str:
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def machine(load: float) -> str:
+    """The CPU, the system, and the load average before the benchmark started anything."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -491,7 +496,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{os.cpu_count()} × {model}, {platform.system()} {platform.release()}, load average {load:.2f} at start"
 
 
@@ -518,7 +522,13 @@ def _commands(runs: list[Run]) -> tuple[float, str]:
 
 
 def report(
-    runs: list[Run], memory: Memory, args: argparse.Namespace, started: datetime, total: float, release: str | None
+    runs: list[Run],
+    memory: Memory,
+    args: argparse.Namespace,
+    started: datetime,
+    total: float,
+    release: str | None,
+    load: float,
 ) -> str:
     kinds = (*HEAVY, *LIGHT)
     by_kind = {kind: [r for r in runs if r.kind == kind] for kind in kinds}
@@ -537,7 +547,7 @@ def report(
             other = [o for o in by_kind[against] if o.round == r.round]
             if other:
                 ratios.append(r.rate / other[0].rate)
-        return ", ".join(f"{x:.2f}" for x in ratios)
+        return ", ".join(f"{x:.2f}" for x in ratios) + (f" (median {median(ratios):.2f})" if len(ratios) > 1 else "")
 
     def against_release(kind: str) -> str:
         return f"{rate[kind] / rate['release-1']:.2f}" if measured_release else "n/a"
@@ -619,6 +629,9 @@ def report(
          + ("" if any("+" in step for step in memory.by_step) else " (no profile: no language was picked)")),
         ("Redis memory per reply record (bytes)", f"{memory.per_reply:.0f}",
          "kept DEDUPE_TTL_SECONDS (60 s) after each tap, for Twilio's retries"),
+        ("Baseline requests/s over the rounds (min – max)",
+         f"{min(r.rate for r in by_kind['baseline']):.0f} – {max(r.rate for r in by_kind['baseline']):.0f}",
+         "how much the rest of the machine moved the figures; compare per-round ratios rather than single runs"),
         ("Large data set / one business taps/s", f"{rate['large'] / rate['one']:.2f}",
          f"≥ 0.9: {verdict(rate['large'] >= 0.9 * rate['one'])}"),
     ]  # fmt: skip
@@ -628,7 +641,7 @@ def report(
         "",
         f"`python bench/run.py --rounds {args.rounds} --conversations {args.conversations} "
         f"--connections {args.connections}`, {started:%Y-%m-%d %H:%M} UTC, {total:.0f} s in all.",
-        f"Machine: {machine()}. gunicorn.conf.py defaults (cores + 1 workers × 4 threads) for every app.",
+        f"Machine: {machine(load)}. gunicorn.conf.py defaults (cores + 1 workers × 4 threads) for every app.",
         f"Each run: {args.conversations} conversations × 6 taps over {args.connections} connections; medians of "
         f"{args.rounds} rounds (in alternation, the order rotating each round: {order}; then at light load, "
         f"{args.conversations // 6} conversations over {args.light_connections} connections: baseline, release-1, "
@@ -652,6 +665,8 @@ def report(
             for r in runs
         ),
         "",
+        'Ratios are of the medians, and the targets are judged on them; "per round" divides the runs of the '
+        "same round (the fairest pairs when the machine's other load drifts). "
         "Round trips are each app's own per-tap count from its log line (the count "
         "tests/test_round_trips.py checks on the socket); release 1 counted the same way. Commands per tap are "
         "INFO commandstats deltas (commands inside scripts included) over that app's taps on an empty Redis. "
@@ -672,7 +687,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, requests)")
     args = parser.parse_args()
-    started, clock = datetime.now(UTC), time.monotonic()
+    started, clock, load = datetime.now(UTC), time.monotonic(), load_average()
     wrk_binary = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="tapbook-bench-"))
     server = RedisServer(workdir / "redis")
@@ -770,7 +785,7 @@ def main() -> None:
                 flush=True,
             )
         assert memory is not None, "every round has a run on the large data set"
-        text = report(runs, memory, args, started, time.monotonic() - clock, args.release if release else None)
+        text = report(runs, memory, args, started, time.monotonic() - clock, args.release if release else None, load)
         print()
         print(text)
         args.output.write_text(text)
