@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
@@ -30,6 +31,11 @@ from bot.flows.booking import DayButton, HoldButton, ServiceButton, TimeButton
 from bot.flows.core import NavButton
 from bot.i18n import Catalogs
 from bot.sessions import Session
+
+#: the benchmark's business (one catalog, no numbers: it answers every ``To``)
+CLINIC = Path(__file__).with_name("clinic.toml")
+#: the two-business run: the clinic twice, each with its id and the number its customers write to
+TWO_CLINICS = (("clinic-a", "+15550000101"), ("clinic-b", "+15550000102"))
 
 #: what a page of a list shows before its More button
 FIRST_PAGE = 9
@@ -137,3 +143,18 @@ def interleave(conversations: list[list[Tap]], width: int) -> list[Tap]:
         for step in itertools.zip_longest(*group):
             taps.extend(tap for tap in step if tap is not None)
     return taps
+
+
+def two_clinics(folder: Path) -> list[Path]:
+    """A ``BOT_CATALOG`` folder of two businesses made from :data:`CLINIC` (see :data:`TWO_CLINICS`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = CLINIC.read_text()
+    files = []
+    for business_id, number in TWO_CLINICS:
+        head = f'[business]\nid = "{business_id}"\nnumbers = ["{number}"]\n'
+        name = f"Bench Clinic {business_id[-1].upper()}"
+        body = text.replace("[business]\n", head, 1).replace('name = "Bench Clinic"', f'name = "{name}"', 1)
+        path = folder / f"{business_id}.toml"
+        path.write_text(body)
+        files.append(path)
+    return files
