@@ -5,11 +5,13 @@ Fields: ``rev`` (write counter: a tap's write succeeds only if it is still the o
 ``offered`` (those IDs), ``seen`` (the last messages answered, see :mod:`bot.store`), and the
 flows' own fields (:mod:`bot.flows.state`). Fields this release does not know are kept as they are.
 
-The offered IDs are stored without their turn code (it is ``turn``), separated by spaces, and cut
-into ``offered``, ``offered2``, … of at most 64 characters each, because Redis keeps a small hash in
-one compact listpack only while every value is at most 64 bytes (``hash-max-listpack-value``); a
-hash past that costs several times the memory. That is the only packing: what you read with
-``HGETALL`` is what the code uses.
+The offered IDs are stored without their turn code (it is ``turn``), separated by spaces; an ID
+whose head (everything up to its last ``:``) is the previous one's is written ``~`` and its last
+part, so the service is not repeated along a list of its days or times:
+``day1:cut:20260114 ~20260115 ~20260116 page1:more:1``. The list is cut into ``offered``,
+``offered2``, … of at most 64 characters each, because Redis keeps a small hash in one compact
+listpack only while every value is at most 64 bytes (``hash-max-listpack-value``); a hash past
+that costs several times the memory.
 
 Release 1's sessions (layout 3: one-letter names, coded offers) are read by :mod:`bot.legacy`.
 """
@@ -21,6 +23,8 @@ FIELD_MAX = 64
 REV, SEEN = "rev", "seen"
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _OFFERED = "offered"
+#: marks an ID written as its last part only: its head is the previous ID's (``~`` is never in an ID)
+SAME_HEAD = "~"
 
 
 def _is_number(value: str) -> bool:
@@ -56,12 +60,26 @@ def _is_chunk(name: str) -> bool:
     return name == _OFFERED or (name.startswith(_OFFERED) and name[len(_OFFERED) :].isdigit())
 
 
+def _head(packed: str) -> str:
+    return packed[: packed.rfind(":") + 1]
+
+
+def _shorten(ids: list[str]) -> list[str]:
+    """``day1:cut:20260115`` after ``day1:cut:20260114`` → ``~20260115``."""
+    items, previous = [], ""
+    for packed in ids:
+        head = _head(packed)
+        items.append(SAME_HEAD + packed[len(head) :] if head and head == _head(previous) else packed)
+        previous = packed
+    return items
+
+
 def put_offered(data: dict[str, str], ids: list[str]) -> None:
     """Store ``ids`` (without turn codes) in ``offered``, ``offered2``… of at most FIELD_MAX characters."""
     for name in [name for name in data if _is_chunk(name)]:
         del data[name]
     chunks: list[str] = []
-    for item in ids:
+    for item in _shorten(ids):
         if chunks and len(chunks[-1]) + 1 + len(item) <= FIELD_MAX:
             chunks[-1] += " " + item
         else:
@@ -74,7 +92,10 @@ def get_offered(data: dict[str, str]) -> list[str]:
     ids: list[str] = []
     index = 0
     while _chunk(index) in data:
-        ids += data[_chunk(index)].split()
+        for item in data[_chunk(index)].split():
+            if item.startswith(SAME_HEAD):  # a damaged list (nothing before it) just offers nonsense
+                item = (_head(ids[-1]) if ids else "") + item[len(SAME_HEAD) :]
+            ids.append(item)
         index += 1
     return ids
 

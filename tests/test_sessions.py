@@ -35,7 +35,7 @@ def test_one_readable_hash_per_business_and_phone(wa: WhatsApp, db: redis.Redis)
     session = db.hgetall(SESSION)
     assert sorted(session) == ["lang", "offered", "rev", "seen", "step", "turn"]
     assert (session["step"], session["lang"], session["rev"], session["turn"]) == ("menu", "en", "1", "1")
-    assert session["offered"] == "nav1:book nav1:bookings nav1:language"  # as tapped, less the turn code
+    assert session["offered"] == "nav1:book ~bookings ~language"  # as tapped, less the turn code and repeated heads
     assert stored(db).offered == ["nav1.1:book", "nav1.1:bookings", "nav1.1:language"]
     assert 1790 <= db.ttl(SESSION) <= 1800
 
@@ -193,8 +193,9 @@ def test_offered_ids_are_stored_plainly_in_fields_redis_keeps_compact() -> None:
     session = Session({"turn": "3f"})
     session.offered = days
     stored_fields = session.fields()
-    assert stored_fields["offered"] == "day1:colour:20260114 day1:colour:20260115 day1:colour:20260116"
-    assert [name for name in stored_fields if name.startswith("offered")] == [f"offered{n}" for n in ("", 2, 3, 4)]
+    assert stored_fields["offered"] == "day1:colour:20260114 ~20260115 ~20260116 ~20260117 ~20260118"
+    assert stored_fields["offered2"] == "~20260119 ~20260120 ~20260121 ~20260122 page1:more:1"
+    assert [name for name in stored_fields if name.startswith("offered")] == ["offered", "offered2"]
     assert all(len(value) <= FIELD_MAX for value in stored_fields.values())
     assert Session(stored_fields).offered == days
     session.offered = ["nav1.3f:menu"]  # a shorter list leaves no chunk of the longer one behind
