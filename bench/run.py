@@ -37,7 +37,9 @@ medians over the rounds, and the per-round ratios of this release to release-1 (
 round are the fairest pairs).
 
 Measured per run: taps/s (from the first wrk thread ready to the last one done), wrk's p50/p99
-latency, errors, bookings made; per tap, from the app's own log line, the Redis round trips by
+latency, errors, bookings made; the app's CPU time per tap (user + system of gunicorn's master and
+workers, from /proc: what a tap costs, which the machine's other load moves far less than
+throughput); per tap, from the app's own log line, the Redis round trips by
 handler (``round_trips=`` and ``handler=``: the count tests/test_round_trips.py checks on the
 socket); Redis commands per tap from INFO commandstats (commands inside scripts included). Once,
 on the first large-data round: the Redis memory (``used_memory`` delta) per active session with its
@@ -189,6 +191,22 @@ class Gunicorn:
             self.process.terminate()
             self.process.wait(timeout=30)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the master and its workers (/proc)."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        total = 0
+        for each in [str(pid), *children]:
+            try:
+                fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
 
 def release_checkout(workdir: Path, rev: str) -> Path | None:
     """``rev`` of this repository, extracted with ``git archive`` (nothing of the working tree or
@@ -238,6 +256,8 @@ class Run:
     bookings: int = 0
     #: two businesses: business id -> (bookings in its index, conversations sent to it, bookings of another's phone)
     by_business: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    #: the app's CPU time (all its processes) per request, in ms: what a tap costs, whatever else ran
+    cpu_ms: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -535,6 +555,7 @@ def report(
     rate = {kind: median([r.rate for r in rs]) for kind, rs in by_kind.items()}
     p50 = {kind: median([r.p50_ms for r in rs]) for kind, rs in by_kind.items()}
     p99 = {kind: median([r.p99_ms for r in rs]) for kind, rs in by_kind.items()}
+    cpu = {kind: median([r.cpu_ms for r in rs]) for kind, rs in by_kind.items()}
     measured_release = bool(by_kind["release-1"])
 
     def verdict(ok: bool) -> str:
@@ -596,6 +617,12 @@ def report(
          else "release-1 not measured"),
         ("Two businesses / one business taps/s", f"{rate['two'] / rate['one']:.2f}",
          f"per round {paired('two', 'one')}"),
+        ("The app's CPU per tap (ms, all its processes, median over the rounds)",
+         f"this release {cpu['one']:.2f}, two businesses {cpu['two']:.2f}, large data set {cpu['large']:.2f}",
+         (f"release-1 {cpu['release-1']:.2f}: this release / release-1 = {cpu['one'] / cpu['release-1']:.2f} "
+          f"({verdict(cpu['one'] <= cpu['release-1'])} ≤ 1.0; what a tap costs, the least moved by the machine's "
+          f"other load); baseline {cpu['baseline']:.2f}" if measured_release
+          else f"baseline {cpu['baseline']:.2f}")),
         ("Two businesses: bookings in each business's index / conversations sent to its number",
          " · ".join(dict.fromkeys(two_checks)) or "n/a",
          f"every run exactly its own (none of the other's phones): {verdict(two_ok)}"),
@@ -656,10 +683,12 @@ def report(
         "|---|---|---|",
         *(f"| {name} | {value} | {detail} |" for name, value, detail in rows),
         "",
-        "Every run, as measured (round: kind, requests/s, p50 ms, p99 ms, errors, bookings made):",
+        "Every run, as measured (round: kind, requests/s, p50 ms, p99 ms, errors, the app's CPU per request, "
+        "bookings made):",
         "",
         *(
-            f"- {r.round + 1}: {r.kind}: {r.rate:.0f}/s, {r.p50_ms:.1f}, {r.p99_ms:.1f}, {r.errors} errors"
+            f"- {r.round + 1}: {r.kind}: {r.rate:.0f}/s, {r.p50_ms:.1f}, {r.p99_ms:.1f}, {r.errors} errors, "
+            f"{r.cpu_ms:.2f} ms CPU/tap"
             + (f", {r.bookings} bookings" if r.is_bot else "")
             + (f", taps {dict(r.outcomes)}" if r.is_bot and set(r.outcomes) != {"ok"} else "")
             for r in runs
@@ -768,7 +797,9 @@ def main() -> None:
             offset = app.log.stat().st_size
             index_key = bookings_of.get(APP[kind])
             bookings_before = client.zcard(index_key) if index_key else 0
+            cpu_before = app.cpu_seconds()
             run = wrk(wrk_binary, app.url, directories[index], connections[index], kind, round_number)
+            run.cpu_ms = (app.cpu_seconds() - cpu_before) * 1000 / max(run.requests, 1)
             if run.is_bot:
                 run.commands = commandstats(client)
                 run.commands.pop("config", None)
@@ -780,7 +811,7 @@ def main() -> None:
             runs.append(run)
             print(
                 f"round {round_number + 1} {kind:15}: {run.rate:7.0f}/s  p50 {run.p50_ms:6.1f} ms  "
-                f"p99 {run.p99_ms:6.1f} ms  errors {run.errors}"
+                f"p99 {run.p99_ms:6.1f} ms  cpu {run.cpu_ms:4.2f} ms/tap  errors {run.errors}"
                 + (f"  bookings {run.bookings}  taps {dict(run.outcomes)}" if run.is_bot else ""),
                 flush=True,
             )

@@ -230,7 +230,7 @@ class Conversation:
         if not text:
             return Unmatched("unrecognized")
         offered = turn.session.offered
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             number = int(text)
             if 1 <= number <= len(offered):
                 return self._button(turn, offered[number - 1])

@@ -24,8 +24,18 @@ LAYOUT_VERSION = "4"
 
 
 def day_code(day: date) -> str:
-    """``20260114``: how a local date appears in keys and button IDs."""
-    return day.strftime("%Y%m%d")
+    """``20260114``: how a local date appears in keys, button IDs and sessions."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def parse_day_code(value: str) -> date | None:
+    """The date :func:`day_code` wrote, or None for anything else (a damaged session, a forged button)."""
+    if len(value) != 8 or not value.isascii() or not value.isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class Session:
         self.is_new = not data
         self.rev = data.get(REV, "")
         self._data = dict(data)
-        self._loaded = dict(data)
+        self._loaded = data
+        self._offered: list[str] | None = None  # decoded once, until set again
 
     def get(self, name: str, default: str = "") -> str:
         return self._data.get(name, default)
@@ -151,12 +152,15 @@ class Session:
     @property
     def offered(self) -> list[str]:
         """The IDs the last reply offered, each carrying the current turn code."""
-        return [with_turn(packed, self.turn) for packed in get_offered(self._data)]
+        if self._offered is None:
+            self._offered = get_offered(self._data)
+        return [with_turn(packed, self.turn) for packed in self._offered]
 
     @offered.setter
     def offered(self, button_ids: list[str]) -> None:
         """Store ``button_ids``; they must carry the current turn code (it is stored once, as ``turn``)."""
-        put_offered(self._data, [strip_turn(packed) for packed in button_ids])
+        self._offered = [strip_turn(packed) for packed in button_ids]
+        put_offered(self._data, self._offered)
 
     def fields(self) -> dict[str, str]:
         """The hash to store, with the next ``rev``."""

@@ -331,3 +331,24 @@ def test_a_release_1_language_choice_is_kept(upgrading: redis.Redis, redis_serve
     app = create_app(app_config(REDIS_URL=redis_server.url))
     assert WhatsApp(app.test_client(), TOKEN).send("hi").text.startswith("Olá, Ana! 👋")
     assert upgrading.hget(PROFILE, "language") == "pt"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"page": "²"},
+        {"step": "summary", "service": "cut", "hold": "tok", "hold_day": "20260114", "at": "²", "hold_until": "²"},
+        {"step": "summary", "service": "cut", "hold": "tok", "hold_day": "2026011４", "at": "1768388400"},
+        {"step": "times", "service": "cut", "day": "²²²²²²²²", "page": "٣"},
+    ],
+)
+def test_odd_digits_in_a_stored_session_never_crash_a_step(
+    wa: WhatsApp, db: redis.Redis, damage: dict[str, str]
+) -> None:
+    """Unicode has digits ``int`` refuses (``²``) and others it takes (``٣``): a hand-edited session
+    must still get an answer, never the "something went wrong" apology."""
+    wa.send("hi")
+    db.hset(SESSION, mapping=damage)
+    for text in ("help", "1", "back", "menu"):
+        answer = wa.send(text)
+        assert answer.status == 200 and "went wrong" not in answer.text, (text, answer.text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from ..keys import day_code
 from .catalog import Business, Service
 from .records import Booking, epoch
 from .slots import occupancy
@@ -177,7 +178,7 @@ def book_request(
             "resource": service.resource,
             "start": str(epoch(start)),
             "end": str(epoch(end)),
-            "day": day.strftime("%Y%m%d"),
+            "day": day_code(day),
             "status": "confirmed",
             "language": language,
             "created_at": str(epoch(now)),

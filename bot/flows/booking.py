@@ -18,6 +18,7 @@ from ..booking.store import OccupancyRead, Read
 from ..buttons import Button, LabelContext
 from ..dispatch import Registry
 from ..i18n import N_
+from ..keys import day_code, parse_day_code
 from ..replies import Reply
 from ..tenants import Tenant
 from ..turn import Turn
@@ -47,7 +48,8 @@ class DayButton(Button, kind="day"):
     day: str
 
     def label(self, ctx: LabelContext) -> str:
-        return day_label(datetime.strptime(self.day, "%Y%m%d").date(), ctx.t)
+        day = parse_day_code(self.day)
+        return day_label(day, ctx.t) if day else self.day
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def render_dates(turn: Turn) -> Reply:
         return turn.goto(SERVICES).after(
             text.format(service=service.name(turn.t.code), days=shop.business.horizon_days)
         )
-    items, nav = paginate([DayButton(service.id, d.strftime("%Y%m%d")) for d in days], state.page(turn))
+    items, nav = paginate([DayButton(service.id, day_code(d)) for d in days], state.page(turn))
     return Reply(turn.t("{service}: which day suits you?").format(service=service.name(turn.t.code)), (*items, *nav))
 
 
@@ -146,7 +148,7 @@ def render_summary(turn: Turn) -> Reply:
         return turn.goto(TIMES)
     tz = turn.shop.business.timezone
     until = turn.session.get("hold_until")
-    expires = datetime.fromtimestamp(int(until) / 1000 if until.isdigit() else 0, UTC)
+    expires = datetime.fromtimestamp(int(until) / 1000 if until.isascii() and until.isdigit() else 0, UTC)
     lines = [
         turn.t("Please check your new time:") if turn.session.get("moving") else turn.t("Please check your booking:"),
         f"{service.name(turn.t.code)}, {service.price}",
@@ -217,7 +219,7 @@ def pick_time(turn: Turn, button: TimeButton | SlotButton) -> Reply:
         return turn.goto(SERVICES)
     shop, at = turn.shop, datetime.fromtimestamp(button.at, UTC)
     day = shop.availability.local_day(at)
-    turn.session.set("day", day.strftime("%Y%m%d"))
+    turn.session.set("day", day_code(day))
     turn.session.set("page", None)
     if not shop.availability.is_offerable(service, at, turn.now):
         return turn.goto(TIMES).after(turn.t("Sorry, that time is no longer available."))
@@ -238,7 +240,7 @@ def pick_time(turn: Turn, button: TimeButton | SlotButton) -> Reply:
         state.drop_hold(turn)
         return turn.goto(TIMES).after(turn.t("Sorry, that time was just taken."))
     turn.session.set("hold", request.token)
-    turn.session.set("hold_day", day.strftime("%Y%m%d"))
+    turn.session.set("hold_day", day_code(day))
     turn.session.set("at", str(button.at))
     turn.session.set("hold_until", str(request.expires_ms))
     return turn.goto(SUMMARY)

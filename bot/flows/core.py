@@ -61,7 +61,7 @@ def show_help(turn: Turn, button: NavButton) -> Reply:
 def go_back(turn: Turn, button: NavButton) -> Reply:
     """Back one page of a long list, else back one step."""
     page = turn.session.get("page", "0")
-    if page.isdigit() and int(page) > 0:
+    if page.isascii() and page.isdigit() and int(page) > 0:
         turn.session.set("page", str(int(page) - 1))
         return turn.current()
     return turn.flows.go_back(turn)

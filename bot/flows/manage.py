@@ -13,6 +13,7 @@ from ..booking.store import BookingRead, Read, UpcomingRead
 from ..buttons import Button, LabelContext
 from ..dispatch import Registry
 from ..i18n import N_
+from ..keys import day_code
 from ..replies import Reply
 from ..tenants import Tenant
 from ..turn import Turn
@@ -153,7 +154,7 @@ def reschedule(turn: Turn, button: ManageButton) -> Reply:
     resource = _resource(turn, booking)
     turn.session.set("moving", booking.ref)
     turn.session.set("moving_res", resource)
-    turn.session.set("moving_day", turn.shop.availability.local_day(booking.start).strftime("%Y%m%d"))
+    turn.session.set("moving_day", day_code(turn.shop.availability.local_day(booking.start)))
     service = turn.shop.catalog.service(booking.service_id)
     if service is None or resource == service.resource:  # else its place is on another resource
         turn.session.set("moving_place", booking.place)

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from ..booking.catalog import Service
 from ..booking.requests import Moving
+from ..keys import parse_day_code
 from ..turn import Turn
 
 # service: service id; day: YYYYMMDD being looked at; page: list page; hold/hold_day/at/hold_until:
@@ -27,10 +28,7 @@ def service(turn: Turn) -> Service | None:
 
 
 def parse_day(value: str) -> date | None:
-    try:
-        return datetime.strptime(value, "%Y%m%d").date()
-    except ValueError:
-        return None
+    return parse_day_code(value)
 
 
 def day(turn: Turn) -> date | None:
@@ -39,12 +37,12 @@ def day(turn: Turn) -> date | None:
 
 def epoch_field(turn: Turn, name: str) -> datetime | None:
     value = turn.session.get(name)
-    return datetime.fromtimestamp(int(value), UTC) if value.isdigit() else None
+    return datetime.fromtimestamp(int(value), UTC) if value.isascii() and value.isdigit() and len(value) < 12 else None
 
 
 def page(turn: Turn) -> int:
     value = turn.session.get("page", "0")
-    return int(value) if value.isdigit() else 0
+    return int(value) if value.isascii() and value.isdigit() else 0
 
 
 def held(turn: Turn) -> tuple[date, str] | None:
