@@ -29,7 +29,7 @@ B = TypeVar("B", bound=Button)
 class Unmatched:
     """Input that names no usable button. ``reason`` says why."""
 
-    reason: Literal["unrecognized", "stale", "invalid"]
+    reason: Literal["unrecognized", "long", "stale", "invalid"]
 
 
 Action = Button | Unmatched

@@ -40,6 +40,9 @@ from .turn import Turn
 
 log = logging.getLogger(__name__)
 
+#: a typed text longer than this that means nothing to the bot gets a friendlier answer than a "didn't catch that"
+LONG_TEXT = 160
+
 TROUBLE = N_("Sorry, we're having trouble right now. Please try again in a minute.")
 BUSY = N_("Sorry, that was a lot at once. Please try again.")
 RESTARTED = N_("Sorry, we had to start our conversation again.")
@@ -208,10 +211,11 @@ class Conversation:
             if session.is_new:
                 session.step = self.flows.start_step
             action = self._resolve(turn)
-            if session.is_new and action == Unmatched("unrecognized") and self.flows.start_button:
+            typed = isinstance(action, Unmatched) and action.reason in ("unrecognized", "long")
+            if session.is_new and typed and self.flows.start_button:
                 action = self.flows.start_button
             handler, reply, unmatched = self.flows.dispatch(turn, action)
-            outcome = "stale" if unmatched and unmatched.reason != "unrecognized" else "ok"
+            outcome = "stale" if unmatched and unmatched.reason in ("stale", "invalid") else "ok"
         session.language = turn.t.code
         if [b.pack() for b in reply.options] != [without_turn(p) for p in session.offered]:
             session.next_turn()  # new options: buttons of earlier messages stop working
@@ -242,7 +246,7 @@ class Conversation:
                 continue
             if normalize(button.label(turn)) == text:
                 return button
-        return self.keywords.get(text, Unmatched("unrecognized"))
+        return self.keywords.get(text, Unmatched("long" if len(message.body) > LONG_TEXT else "unrecognized"))
 
     @staticmethod
     def _button(turn: Turn, payload: str) -> Action:

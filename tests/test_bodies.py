@@ -177,12 +177,31 @@ def test_under_gunicorn_an_oversized_chunked_body_is_413(redis_server: RedisServ
 
 
 # -- long texts -------------------------------------------------------------------------------------
-def test_the_longest_text_whatsapp_delivers_gets_the_usual_hint(app: Flask, wa: WhatsApp) -> None:
-    other = WhatsApp(app.test_client(), TOKEN, phone="+34600333444", name="Ana")
-    for text in ("y" * 1601, "y" * 4096):  # 1,601: the length that used to get a 400 and no reply
-        answer = wa.send(text)
+def test_the_longest_text_whatsapp_delivers_is_answered(app: Flask) -> None:
+    for n, text in enumerate(("y" * 1601, "y" * 4096)):  # 1,601: the length that used to get a 400 and no reply
+        answer = WhatsApp(app.test_client(), TOKEN, phone=f"+3460033344{n}", name="Ana").send(text)
         assert answer.status == 200, answer.body
-        assert answer.text == other.send("blah").text  # what any text the bot does not understand gets
+        other = WhatsApp(app.test_client(), TOKEN, phone=f"+3460055566{n}", name="Ana")
+        assert answer.text == other.send("blah").text  # a first message: the greeting and the menu
+
+
+@pytest.mark.parametrize(
+    ("path", "thanks"),
+    [
+        ("/webhook", "Thanks for your message! I can only answer the options below"),
+        ("/webhook?lang=es", "¡Gracias por tu mensaje! Solo puedo responder a las opciones de abajo"),
+        ("/webhook?lang=pt", "Obrigado pela sua mensagem! Só consigo responder às opções abaixo"),
+    ],
+)
+def test_a_long_message_mid_conversation_gets_a_friendly_answer_and_the_step_again(
+    wa: WhatsApp, path: str, thanks: str
+) -> None:
+    menu = wa.send("hi", path=path)
+    story = "Hello, I wanted to ask whether you could fit me in for a haircut later this week, " * 4
+    answer = wa.send(story, path=path)
+    assert answer.text.startswith(thanks), answer.text
+    assert answer.options == menu.options  # nothing lost: the step is shown again
+    assert not wa.send("blah", path=path).text.startswith(thanks)  # a short unknown word keeps the usual hint
 
 
 def test_a_4096_character_text_of_emoji_fits_in_the_body_limit(app: Flask, wa: WhatsApp) -> None:

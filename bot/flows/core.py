@@ -69,6 +69,9 @@ def go_back(turn: Turn, button: NavButton) -> Reply:
 
 HINTS = {
     "unrecognized": N_("Sorry, I didn't catch that. Please tap an option or reply with its number."),
+    "long": N_(
+        "Thanks for your message! I can only answer the options below: please tap one or reply with its number."
+    ),
     "stale": N_("That menu is out of date. Here is where we are now:"),
     "invalid": N_("That menu is out of date. Here is where we are now:"),
 }
