@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.run import release_checkout  # noqa: E402
+from bench.run import ensure_tool, release_checkout  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 RESULTS = REPO / "bench" / "instructions.md"
@@ -64,19 +64,6 @@ for conversation in plan.conversations(first_phone=1, count=count):
 """
 
 
-def ensure_valgrind() -> str:
-    found = shutil.which("valgrind")
-    if found:
-        return found
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "valgrind"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=True)
-        subprocess.run(install, env=env, check=True)
-    return shutil.which("valgrind") or sys.exit("valgrind could not be installed")
-
-
 def instructions(valgrind: str, repo: Path, url: str, conversations: int, workdir: Path, now: str) -> int:
     """Instructions the app's process executed answering ``conversations`` conversations."""
     driver = workdir / "driver.py"
@@ -98,7 +85,7 @@ def main() -> None:
     parser.add_argument("--release", default="release-1", help="the previous release's git revision")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    valgrind = ensure_valgrind()
+    valgrind = ensure_tool("valgrind")
     workdir = Path(tempfile.mkdtemp(prefix="tapbook-instructions-"))
     server = RedisServer(workdir / "redis")
     server.start()

@@ -124,18 +124,18 @@ SHORT = {"baseline": "baseline", "release-1": "release-1", "one": "one business"
 
 
 # -- processes ------------------------------------------------------------------------------
-def ensure_wrk() -> str:
-    """wrk from Debian, installed the way .ci/run installs redis-server."""
-    found = shutil.which("wrk")
+def ensure_tool(package: str) -> str:
+    """A command from Debian's package of the same name, installed the way .ci/run installs redis-server."""
+    found = shutil.which(package)
     if found:
         return found
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", package]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=True)
         subprocess.run(install, env=env, check=True)
-    return shutil.which("wrk") or sys.exit("wrk could not be installed")
+    return shutil.which(package) or sys.exit(f"{package} could not be installed")
 
 
 def clean_environment() -> dict[str, str]:
@@ -717,7 +717,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, requests)")
     args = parser.parse_args()
     started, clock, load = datetime.now(UTC), time.monotonic(), load_average()
-    wrk_binary = ensure_wrk()
+    wrk_binary = ensure_tool("wrk")
     workdir = Path(tempfile.mkdtemp(prefix="tapbook-bench-"))
     server = RedisServer(workdir / "redis")
     server.start()

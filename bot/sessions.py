@@ -32,11 +32,12 @@ def _is_number(value: str) -> bool:
     return bool(value) and all(c in _DIGITS for c in value.lower())
 
 
-def _base36(value: int) -> str:
+def in_base(value: int, alphabet: str) -> str:
+    """``value`` written with the digits of ``alphabet`` (base ``len(alphabet)``)."""
     digits = ""
     while True:
-        value, digit = divmod(value, 36)
-        digits = _DIGITS[digit] + digits
+        value, digit = divmod(value, len(alphabet))
+        digits = alphabet[digit] + digits
         if not value:
             return digits
 
@@ -146,7 +147,7 @@ class Session:
 
     def next_turn(self) -> str:
         value = (int(self.turn, 36) + 1) % 36**4 if _is_number(self.turn) else 1
-        self.set("turn", _base36(value))
+        self.set("turn", in_base(value, _DIGITS))
         return self.turn
 
     @property

@@ -34,7 +34,7 @@ from .booking.store import KeyList, Read
 from .keys import LAYOUT_VERSION
 from .legacy import from_layout3
 from .lua import Scripts
-from .sessions import SEEN
+from .sessions import SEEN, in_base
 from .tenants import Tenant
 
 #: how many recent messages the session remembers as answered (``seen``)
@@ -48,16 +48,9 @@ def short_id(message_sid: str) -> str:
     """What ``seen`` keeps of a MessageSid: its last 7 hex digits (28 bits), in base 62. A new message
     mistaken for one of the last 3 (and so ignored) happens once in about 90 million."""
     tail = message_sid[-7:]
-    try:
-        value = int(tail, 16)
-    except ValueError:
+    if len(tail) != 7 or any(c not in "0123456789abcdef" for c in tail):  # never a Twilio MessageSid
         return tail
-    digits = ""
-    while True:
-        value, digit = divmod(value, 62)
-        digits = _BASE62[digit] + digits
-        if not value:
-            return digits
+    return in_base(int(tail, 16), _BASE62)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,17 @@ _KIND_NAMES = {
 }
 
 
+def _with_ttl(client: redis.Redis, keys: list[str], read: str) -> list[tuple[str, Any, int]]:
+    """Each of ``keys`` with its value (``read``: ``get`` or ``hgetall``) and its time to live (ms), in one
+    pipelined round trip."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        getattr(pipe, read)(key)
+        pipe.pttl(key)
+    replies = pipe.execute()
+    return [(key, replies[2 * i], int(replies[2 * i + 1] or 0)) for i, key in enumerate(keys)]
+
+
 def _move_sessions(
     client: redis.Redis,
     legacy: LegacyKeys,
@@ -175,13 +186,7 @@ def _move_sessions(
 ) -> None:
     place, drop = client.register_script(_PLACE_SESSION), client.register_script(_DROP_IF_SAME)
     for batch in _scan(client, legacy.pattern("session"), "hash"):
-        pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.hgetall(key)
-            pipe.pttl(key)
-        read = pipe.execute()
-        for index, key in enumerate(batch):
-            data, ttl = read[2 * index], read[2 * index + 1]
+        for key, data, ttl in _with_ttl(client, batch, "hgetall"):
             if not data:
                 continue
             converted = from_layout3(data)
@@ -203,13 +208,8 @@ def _move_profiles(
 ) -> None:
     for batch in _scan(client, legacy.pattern("profile"), "hash"):
         pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.hget(key, "language")
-            pipe.pttl(key)
-        read = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        for index, key in enumerate(batch):
-            language, ttl = read[2 * index], read[2 * index + 1]
+        for key, profile, ttl in _with_ttl(client, batch, "hgetall"):
+            language = profile.get("language")
             new = tenant.keys.profile(legacy.phone_in(key))
             if language:
                 pipe.hsetnx(new, "language", language)
@@ -263,13 +263,7 @@ def _move_windows(
     client: redis.Redis, legacy: LegacyKeys, tenant: Tenant, report: MigrationReport, progress: Callable[[int], None]
 ) -> None:
     for batch in _scan(client, legacy.pattern("seen"), "string"):
-        pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.get(key)
-            pipe.pttl(key)
-        read = pipe.execute()
-        for index, key in enumerate(batch):
-            stamp, ttl = read[2 * index], read[2 * index + 1]
+        for key, stamp, ttl in _with_ttl(client, batch, "get"):
             new = tenant.keys.window(legacy.phone_in(key))
             current = client.get(new)
             if stamp and (current is None or int(current) < int(stamp)):

@@ -7,8 +7,11 @@ unless TAPBOOK_REQUIRE_REAL_REDIS=1 (as on CI), which turns the skip into a fail
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from flask import Flask
 
 from bot import create_app, get_services
 from bot.config import Settings
+from bot.logs import formatter
 
 from .catalogs import salon
 from .redis_server import RedisServer
@@ -99,6 +103,30 @@ def client(backend: dict[str, Any]) -> Iterator[redis.Redis]:
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
     yield client
     client.close()
+
+
+@contextmanager
+def json_log(level: int = logging.INFO) -> Iterator[io.StringIO]:
+    """What the bot's loggers write through the production (JSON) formatter, from ``level`` up."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter("json"))
+    logger = logging.getLogger("bot")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """The bot's INFO and higher lines, as production writes them (JSON)."""
+    with json_log() as stream:
+        yield stream
 
 
 def app_config(**overrides: Any) -> dict[str, Any]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -25,26 +23,11 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bot import MAX_CONTENT_LENGTH, get_services
 from bot.cli import reply_texts, twilio_form
-from bot.logs import formatter
 
 from .conftest import TOKEN
 from .redis_server import RedisServer
 from .servers import gunicorn
 from .whatsapp import BASE_URL, WhatsApp
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("json"))
-    logger = logging.getLogger("bot")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def webhook_lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from flask import Flask
 
 from bot import create_app, get_services
 from bot.errors import ConfigError
-from bot.logs import formatter
 
 from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
@@ -34,21 +31,6 @@ from .whatsapp import WhatsApp
 
 PUBLIC = "https://bot.example.com"
 OTHER = "https://other.example.com"  # another webhook of the same Twilio account
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """What the bot's loggers write through the production (JSON) formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("json"))
-    logger = logging.getLogger("bot")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def entries(stream: io.StringIO, logger: str) -> list[dict[str, Any]]:

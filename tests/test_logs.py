@@ -8,14 +8,13 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from bot import create_app, get_services
-from bot.logs import JsonFormatter, PlainFormatter, choose_format, formatter
+from bot.logs import JsonFormatter, PlainFormatter, choose_format
 
 from .bookings import book, cancel
 from .conftest import TOKEN, app_config
@@ -25,21 +24,6 @@ from .whatsapp import BASE_URL, WhatsApp
 
 PHONE = "+34600111222"
 SECRET_BODY = "my door code is 4711"
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """What the bot's loggers write through the production (JSON) formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("json"))
-    logger = logging.getLogger("bot")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def webhook_entries(stream: io.StringIO) -> list[dict[str, object]]:

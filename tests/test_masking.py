@@ -18,9 +18,9 @@ import pytest
 from flask import Flask
 
 from bot.inbound import E164, parse_inbound
-from bot.logs import JsonFormatter, PlainFormatter, formatter, mask_phone
+from bot.logs import JsonFormatter, PlainFormatter, mask_phone
 
-from .conftest import TOKEN
+from .conftest import TOKEN, json_log
 from .whatsapp import WhatsApp
 
 #: One number per length the parser accepts: +6831234 (7 digits, Cook Islands-like) … 15 digits
@@ -83,16 +83,9 @@ def test_both_formatters_mask_every_accepted_length_as_mask_phone_does(
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("json"))
-    logger = logging.getLogger("bot")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    """Every line the bot's loggers write, DEBUG included, as production writes them (JSON)."""
+    with json_log(logging.DEBUG) as stream:
+        yield stream
 
 
 def test_a_customer_with_a_seven_digit_number_is_masked_in_every_line(
