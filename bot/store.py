@@ -10,10 +10,12 @@ profile and the outbox entry. A session changed meanwhile (another tap of the sa
 request whose outcome is not the one the reply announces makes it write nothing: the engine runs
 the tap again on the new state.
 
-Exactly once, cheaply: the reply record lives only as long as Twilio may retry (its whole budget,
-retries included, is 15 s), while the session's ``seen`` field keeps the short ids of the last few
-messages for as long as the session lives. A retry after its record expired is recognised by
-``seen`` and changes nothing; it is answered with an empty TwiML response.
+Exactly once, and no replays: the reply record lives only as long as Twilio may retry (its whole
+budget, retries included, is 15 s), while the customer's ``answered`` set remembers every message
+answered in the last :data:`ANSWERED_HOURS` hours and the last :data:`ANSWERED_KEEP` whatever
+their age (48 bits of each MessageSid; one sorted set per customer and business, kept 30 days
+after their last message). A copy of one of them, a late retry or a signed request captured and
+re-posted days later, changes nothing and is answered with an empty TwiML response.
 
 **While upgrading** from release 1 (see :mod:`bot.upgrade`) the load also reads the customer's
 release-1 session and profile, and the business's layout marker; a release-1 session is converted
@@ -34,21 +36,35 @@ from .booking.store import KeyList, Read
 from .keys import LAYOUT_VERSION
 from .legacy import from_layout3
 from .lua import Scripts
-from .sessions import SEEN, in_base
+from .sessions import in_base
 from .tenants import Tenant
 
-#: how many recent messages the session remembers as answered (``seen``)
-SEEN_COUNT = 3
+#: every message answered this recently is remembered…
+ANSWERED_HOURS = 48
+#: …and at least this many of a customer's last ones, whatever their age (a sorted set of at most 128
+#: members stays one compact listpack: ``zset-max-listpack-entries``)
+ANSWERED_KEEP = 100
+#: how long a customer's answered set outlives their last message
+ANSWERED_TTL_MS = 30 * 86_400 * 1000
 #: how long the 24-hour window stamp lives: past the window it means nothing
 WINDOW_TTL_MS = 2 * 86_400 * 1000
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def short_id(message_sid: str) -> str:
-    """What ``seen`` keeps of a MessageSid: its last 7 hex digits (28 bits), in base 62. A new message
-    mistaken for one of the last 3 (and so ignored) happens once in about 90 million."""
+def answered_id(message_sid: str) -> str:
+    """What the answered set keeps of a MessageSid: its last 12 hex digits (48 bits), in base 62 (at
+    most 9 characters). A new message taken for one of a customer's last 100 (and so ignored) happens
+    about once in 2.8 trillion."""
+    tail = message_sid[-12:]
+    if len(tail) != 12 or any(c not in "0123456789abcdef" for c in tail):  # never a Twilio MessageSid
+        return tail
+    return in_base(int(tail, 16), _BASE62)
+
+
+def release_1_id(message_sid: str) -> str:
+    """How release 1's sessions remembered a message in ``n``/``seen``: 28 bits, in base 62."""
     tail = message_sid[-7:]
-    if len(tail) != 7 or any(c not in "0123456789abcdef" for c in tail):  # never a Twilio MessageSid
+    if len(tail) != 7 or any(c not in "0123456789abcdef" for c in tail):
         return tail
     return in_base(int(tail, 16), _BASE62)
 
@@ -128,28 +144,31 @@ class TapStore:
         pipe.get(keys.message(message_sid))
         pipe.hgetall(keys.session(phone))
         pipe.hget(keys.profile(phone), "language")
+        pipe.zscore(keys.answered(phone), answered_id(message_sid))
         if legacy:
             pipe.hgetall(legacy.session(phone))
             pipe.hget(legacy.profile(phone), "language")
             pipe.get(keys.layout)
         counts = [shop.bookings.queue(pipe, read) for read in reads]
         replies = pipe.execute()
-        prior, session, language = replies[:3]
-        offset = 3
+        prior, session, language, when = replies[:4]
+        answered = prior is None and when is not None
+        offset = 4
         from_legacy = profile_from_legacy = upgraded = False
         if legacy:
-            old_session, old_language, marker = replies[3:6]
-            offset = 6
+            old_session, old_language, marker = replies[4:7]
+            offset = 7
             upgraded = marker == LAYOUT_VERSION
             if not session and old_session:
                 session, from_legacy = from_layout3(old_session), True
+                release_1_seen = session.pop("seen", "").split()
+                answered = answered or (prior is None and release_1_id(message_sid) in release_1_seen)
             if not language and old_language:
                 language, profile_from_legacy = old_language, True
         values: dict[Read, Any] = {}
         for read, count in zip(reads, counts, strict=True):
             values[read] = shop.bookings.parse(read, replies[offset : offset + count])
             offset += count
-        answered = prior is None and short_id(message_sid) in session.get(SEEN, "").split()
         return Snapshot(prior, session, language, answered, values, from_legacy, profile_from_legacy, upgraded)
 
     def apply(self, plan: TapPlan) -> Applied:
@@ -164,12 +183,16 @@ class TapStore:
                 keys.outbox(phone),
                 keys.due,
                 keys.window(phone),
+                keys.answered(phone),
             ]
         )
         ops = [shop.bookings.encode(request, script_keys) for request in plan.requests]
-        seen = [short_id(plan.message_sid), *plan.fields.get(SEEN, "").split()][:SEEN_COUNT]
         header = {
-            "id": short_id(plan.message_sid),
+            "id": answered_id(plan.message_sid),
+            "now_s": plan.now_ms // 1000,
+            "answered_since": plan.now_ms // 1000 - ANSWERED_HOURS * 3600,
+            "answered_keep": ANSWERED_KEEP,
+            "answered_ttl": ANSWERED_TTL_MS,
             "rev": plan.expected_rev,
             "ops": ops,
             "adopt": [list(pair) for pair in script_keys.adopt],
@@ -185,7 +208,7 @@ class TapStore:
             "window_ttl": WINDOW_TTL_MS,
         }
         args: list[str] = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
-        for name, value in {**plan.fields, SEEN: " ".join(seen)}.items():
+        for name, value in plan.fields.items():
             args += (name, value)
         reply = self.scripts.tap(keys=script_keys.keys, args=args)
         status = Status(reply[0])

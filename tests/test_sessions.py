@@ -33,7 +33,7 @@ def stored(db: redis.Redis) -> Session:
 def test_one_readable_hash_per_business_and_phone(wa: WhatsApp, db: redis.Redis) -> None:
     wa.send("hi")
     session = db.hgetall(SESSION)
-    assert sorted(session) == ["lang", "offered", "rev", "seen", "step", "turn"]
+    assert sorted(session) == ["lang", "offered", "rev", "step", "turn"]
     assert (session["step"], session["lang"], session["rev"], session["turn"]) == ("menu", "en", "1", "1")
     assert session["offered"] == "nav1:book ~bookings ~language"  # as tapped, less the turn code and repeated heads
     assert stored(db).offered == ["nav1.1:book", "nav1.1:bookings", "nav1.1:language"]
@@ -173,7 +173,7 @@ def test_param_equal_to_the_stored_language_writes_nothing_extra(wa: WhatsApp, d
     before = db.hgetall(SESSION)
     wa.send("menu", path="/webhook?lang=es")
     after = db.hgetall(SESSION)
-    assert {k for k in after if after[k] != before.get(k)} == {"rev", "seen"}  # the messages answered
+    assert {k for k in after if after[k] != before.get(k)} == {"rev"}
     assert not db.exists(PROFILE)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 from redis.crc import key_slot
@@ -13,7 +14,7 @@ from bot.booking.requests import HoldRequest, ReleaseRequest
 from bot.config import Settings
 from bot.i18n import Catalogs
 from bot.lua import Scripts
-from bot.store import Status, TapPlan, TapStore, short_id
+from bot.store import ANSWERED_KEEP, Status, TapPlan, TapStore, answered_id
 from bot.tenants import Tenant, build_tenant
 
 from .catalogs import salon
@@ -36,7 +37,12 @@ def store(client: redis.Redis) -> TapStore:
     return TapStore(client, Scripts(client), session_ttl=1800, profile_ttl=86_400, dedupe_ttl=172_800)
 
 
-def apply(store: TapStore, shop: Tenant, sid: str, rev: str, reply: str, *requests: Any, **fields: str) -> Any:
+NOW_MS = 1768381200000  # the app's clock: Wed 14 Jan 2026, 09:00 UTC
+
+
+def apply(
+    store: TapStore, shop: Tenant, sid: str, rev: str, reply: str, *requests: Any, now_ms: int = NOW_MS, **fields: str
+) -> Any:
     return store.apply(
         TapPlan(
             shop=shop,
@@ -47,6 +53,7 @@ def apply(store: TapStore, shop: Tenant, sid: str, rev: str, reply: str, *reques
             reply=reply,
             requests=list(requests),
             profile_language=fields.get("lang"),
+            now_ms=now_ms,
         )
     )
 
@@ -75,7 +82,8 @@ def test_apply_saves_the_session_reply_and_profile_with_expiries(
     assert apply(store, shop, SID, "", "<Response/>", step="menu", lang="es").status is Status.OK
     snapshot = store.load(shop, PHONE, SID, [])
     assert snapshot.prior_reply == "<Response/>"
-    assert snapshot.session == {"rev": "1", "step": "menu", "lang": "es", "seen": short_id(SID)}
+    assert snapshot.session == {"rev": "1", "step": "menu", "lang": "es"}
+    assert client.zrange(shop.keys.answered(PHONE), 0, -1, withscores=True) == [(answered_id(SID), NOW_MS // 1000)]
     assert snapshot.profile_language == "es"
     assert 1790 < client.ttl(shop.keys.session(PHONE)) <= 1800
     assert 86_300 < client.ttl(shop.keys.profile(PHONE)) <= 86_400
@@ -85,7 +93,7 @@ def test_apply_saves_the_session_reply_and_profile_with_expiries(
 def test_apply_replaces_the_whole_hash(store: TapStore, shop: Tenant) -> None:
     apply(store, shop, SID, "", "a", step="menu", extra="x")
     apply(store, shop, SID2, "1", "b", step="language")
-    assert store.load(shop, PHONE, SID2, []).session == {"rev": "2", "step": "language", "seen": short_id(SID2)}
+    assert store.load(shop, PHONE, SID2, []).session == {"rev": "2", "step": "language"}
 
 
 def test_a_message_is_applied_once(store: TapStore, shop: Tenant) -> None:
@@ -112,19 +120,52 @@ def test_a_message_whose_record_expired_is_still_applied_once(
     client.delete(shop.keys.message(SID))  # past DEDUPE_TTL_SECONDS
     snapshot = store.load(shop, PHONE, SID, [])
     assert (snapshot.prior_reply, snapshot.answered) == (None, True)
-    again = apply(store, shop, SID, "1", "second", step="other", seen=snapshot.session["seen"])
+    again = apply(store, shop, SID, "1", "second", step="other")
     assert (again.status, again.prior_reply) == (Status.DUPLICATE, None)
     assert store.load(shop, PHONE, SID2, []).session["step"] == "menu"
 
 
-def test_the_session_remembers_the_last_three_messages(store: TapStore, shop: Tenant) -> None:
-    sids = [f"SM{n:032x}" for n in range(1, 7)]
-    seen = ""
-    for rev, sid in enumerate(sids):
-        apply(store, shop, sid, str(rev or ""), "reply", step="menu", seen=seen)
-        seen = store.load(shop, PHONE, sid, []).session["seen"]
-    assert seen.split() == [short_id(sid) for sid in reversed(sids[3:])]
-    assert short_id("SM" + "f" * 32) == "iakk7"  # 7 hex digits in at most 5 characters
+HOUR_MS = 3_600_000
+
+
+def recognised(store: TapStore, shop: Tenant, sid: str) -> bool:
+    """Whether a copy of message ``sid`` would change nothing (its reply is kept, or it is remembered)."""
+    snapshot = store.load(shop, PHONE, sid, [])
+    return snapshot.prior_reply is not None or snapshot.answered
+
+
+def test_every_message_of_the_last_48_hours_and_the_last_100_are_remembered(
+    store: TapStore, shop: Tenant, client: redis.Redis
+) -> None:
+    sids = [f"SM{n:032x}" for n in range(1, 151)]
+    for n, sid in enumerate(sids):  # one message an hour for 150 hours
+        assert (
+            apply(store, shop, sid, str(n or ""), "reply", now_ms=NOW_MS + n * HOUR_MS, step="menu").status is Status.OK
+        )
+    kept = client.zrange(shop.keys.answered(PHONE), 0, -1)
+    assert kept == [answered_id(sid) for sid in sids[-ANSWERED_KEEP:]]  # more than the last 48 hours' 48
+    if not isinstance(client, fakeredis.FakeRedis):  # fakeredis has no OBJECT ENCODING
+        assert client.object("encoding", shop.keys.answered(PHONE)) == "listpack"  # one small allocation
+    assert 29 * 86_400 < client.ttl(shop.keys.answered(PHONE)) <= 30 * 86_400
+    for sid in sids[-ANSWERED_KEEP:]:
+        client.delete(shop.keys.message(sid))  # their reply records lapsed long ago
+        assert recognised(store, shop, sid)  # a copy of any of them changes nothing
+    client.delete(shop.keys.message(sids[0]))
+    assert not recognised(store, shop, sids[0])  # 150 messages ago: forgotten
+
+
+def test_a_burst_keeps_every_message_of_the_last_48_hours(store: TapStore, shop: Tenant, client: redis.Redis) -> None:
+    sids = [f"SM{n:032x}" for n in range(1, 131)]
+    for n, sid in enumerate(sids):  # 130 messages within one hour
+        apply(store, shop, sid, str(n or ""), "reply", now_ms=NOW_MS + n * 1000, step="menu")
+    assert client.zcard(shop.keys.answered(PHONE)) == 130
+    client.delete(*(shop.keys.message(sid) for sid in sids))
+    assert all(recognised(store, shop, sid) for sid in sids)
+
+
+def test_an_answered_id_is_48_bits_in_at_most_9_characters() -> None:
+    assert answered_id("SM" + "f" * 32) == "1hVwxnaA7"
+    assert len({answered_id(f"SM{n:032x}") for n in range(10_000)}) == 10_000
 
 
 # -- the booking requests go with the session, or nothing does ----------------------------------

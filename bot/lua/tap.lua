@@ -1,6 +1,7 @@
 -- One tap, applied atomically: everything it causes or nothing at all.
 -- KEYS[1] message record, [2] session, [3] profile, [4] outbox stream, [5] outbox doorbell,
--- [6] 24-hour window stamp, then the keys the operations and adoptions name (by index).
+-- [6] 24-hour window stamp, [7] the customer's answered messages, then the keys the operations and
+-- adoptions name (by index).
 -- ARGV[1] the plan (JSON), ARGV[2..] the session's field/value pairs.
 -- Order: a message already answered returns its first reply; a session changed since it was
 -- loaded returns 'conflict'; an operation whose outcome is not the one the reply announces
@@ -8,11 +9,9 @@
 local plan = cjson.decode(ARGV[1])
 local prior = redis.call('GET', KEYS[1])
 if prior then return {'duplicate', prior} end
-local state = redis.call('HMGET', KEYS[2], 'rev', 'seen')
-if string.find(' ' .. (state[2] or '') .. ' ', ' ' .. plan.id .. ' ', 1, true) then
-  return {'duplicate', ''}
-end
-if (state[1] or '') ~= plan.rev then return {'conflict', state[1] or ''} end
+if redis.call('ZSCORE', KEYS[7], plan.id) then return {'duplicate', ''} end
+local rev = redis.call('HGET', KEYS[2], 'rev') or ''
+if rev ~= plan.rev then return {'conflict', rev} end
 local ok, results = run_ops(plan.ops, plan.adopt)
 if not ok then return results end
 redis.call('DEL', KEYS[2])
@@ -28,4 +27,12 @@ if plan.outbound ~= '' then
   redis.call('ZADD', KEYS[5], 'NX', plan.now_ms, plan.phone)
 end
 if plan.window_ms > 0 then redis.call('SET', KEYS[6], plan.window_ms, 'PX', plan.window_ttl) end
+-- remember the message: all of the last hours, and the last few whatever their age
+redis.call('ZADD', KEYS[7], plan.now_s, plan.id)
+local count = redis.call('ZCARD', KEYS[7])
+if count > plan.answered_keep then
+  local edge = redis.call('ZRANGE', KEYS[7], count - plan.answered_keep - 1, count - plan.answered_keep - 1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', math.min(tonumber(edge[2]), plan.answered_since - 1))
+end
+redis.call('PEXPIRE', KEYS[7], plan.answered_ttl)
 return {'ok', purged, unpack(results)}
