@@ -2,7 +2,8 @@
 
 Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
 
-    outbox:<+E164>     stream, this customer's unsent messages, oldest first (field ``m``: JSON)
+    outbox:<+E164>     stream, this customer's unsent messages, oldest first (field ``m``: JSON);
+                       deleted once drained
     window:<+E164>     string, epoch ms of the customer's last inbound message (24-hour window)
     delivery:<+E164>   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the MessageSid
                        Twilio accepted it as
@@ -13,7 +14,8 @@ Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
 The webhook's apply script appends the reply to the stream, rings the doorbell and stamps the
 window in the same atomic step as the session write: one slot, so nothing is lost between them.
 The worker's sweep (``SCAN`` of a business's outbox streams, at start-up and every few minutes,
-never on the request path) rings the doorbell of any stream left behind.
+never on the request path) rings the doorbell of any stream left behind, and deletes one found
+empty (as earlier releases left them).
 
 Streams keep per-customer order for free; the lease makes one worker at a time send a given
 customer's messages, so order holds with several workers.
@@ -32,6 +34,9 @@ from ..keys import BusinessKeys
 
 #: how long delivery records and statuses are kept
 RECORD_TTL_MS = 7 * 86_400 * 1000
+
+#: the states of a finished record (its entry is no longer in the stream)
+FINISHED = ("sent", "failed", "undeliverable")
 
 #: status callback values, ranked so a late callback never moves a message backwards
 STATUS_RANK = {
@@ -63,6 +68,19 @@ _HURRY = """
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
 return 0
+"""
+
+# A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
+# worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
+# rung if it was not (as the sweep needs). KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
+_SETTLE = """
+if redis.call('XLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 """
 
 _RENEW = """
@@ -100,6 +118,7 @@ class Outbox:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._hurry = client.register_script(_HURRY)
+        self._settle = client.register_script(_SETTLE)
 
     # --- producers -------------------------------------------------------------------
     @property
@@ -141,15 +160,15 @@ class Outbox:
     def defer(self, phone: str, at_ms: int) -> None:
         self.client.zadd(self.keys.due, {phone: at_ms})
 
-    def settle(self, phone: str) -> None:
-        """Drop the doorbell of a drained phone, unless a message arrived meanwhile.
+    def settle(self, phone: str) -> bool:
+        """Delete a drained phone's stream and drop its doorbell, unless a message arrived meanwhile.
 
-        Removing first and re-checking after closes the race with a webhook that appends
-        and rings between our last read and the removal.
+        One script: a webhook that appends and rings between our last read and this finds its
+        entry kept and the phone still due; one that appends after it makes a new stream and
+        rings again. True when the stream was empty (and is now gone).
         """
-        self.client.zrem(self.keys.due, phone)
-        if self.client.xlen(self.keys.outbox(phone)):
-            self.ring(phone)
+        keys = [self.keys.outbox(phone), self.keys.due]
+        return bool(self._settle(keys=keys, args=[phone, epoch_ms(self.clock())]))
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
         return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
@@ -174,12 +193,22 @@ class Outbox:
         return entry_id, message if isinstance(message, dict) and ("body" in message or "template" in message) else None
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
-        """The worker's record of an entry, the MessageSid Twilio accepted it as, and the last inbound time."""
+        """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,
+        and the last inbound time.
+
+        An entry leaves the stream in the step that finishes its record, so a finished record
+        found for an entry still there belongs to an earlier entry with the same id (a deleted
+        stream re-created in the same millisecond, or a server clock set back): it says nothing
+        about this one.
+        """
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
         pipe.get(self.keys.window(phone))
         (raw, accepted), seen = pipe.execute()
-        return (json.loads(raw) if raw else {}), accepted, (int(seen) if seen else None)
+        record = json.loads(raw) if raw else {}
+        if record.get("state") in FINISHED:
+            record, accepted = {}, None
+        return record, accepted, (int(seen) if seen else None)
 
     def write_record(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
         key = self.keys.delivery(phone)

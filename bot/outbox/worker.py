@@ -100,14 +100,14 @@ class Worker:
         return finished
 
     def sweep(self) -> int:
-        """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells)."""
+        """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells); a stream
+        found empty (left by an earlier release, or drained since the SCAN) is deleted instead."""
         self._last_sweep = self.clock()
         found = 0
         for outbox in self.outboxes:
             phones = list(outbox.streams())
             for phone in phones:
-                if outbox.pending(phone):
-                    outbox.ring(phone)
+                outbox.settle(phone)  # one script: rings a stream with entries, deletes an empty one
             found += len(phones)
         return found
 
