@@ -268,8 +268,9 @@ LAYOUT: tuple[KeyDoc, ...] = (
     KeyDoc(
         f"{_B}:delivery:<+E164>",
         "hash",
-        "7 days after the last write",
-        "outbox entry id → the worker's record (state, attempts, sid, reason); `acc:<id>` → MessageSid",
+        "7 days after the worker's last write; a finished record is pruned 2 days after it finished",
+        "outbox entry id → the worker's record (state, `at`, attempts, sid, reason); `acc:<id>` → MessageSid "
+        "Twilio accepted an entry still in flight as",
     ),
     KeyDoc(f"{_B}:lease:<+E164>", "string", "1 minute", "the worker sending this customer's messages"),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
