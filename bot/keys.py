@@ -267,14 +267,20 @@ LAYOUT: tuple[KeyDoc, ...] = (
     KeyDoc(f"{_B}:bookings", "zset", "never", "every booking of the business: REF → start"),
     KeyDoc(f"{_B}:from-hold:<token>", "string", "2 days", "the REF booked from that hold (a second Confirm)"),
     KeyDoc(f"{_B}:layout", "string", "never", "`4` once all of the business's data is in this layout"),
-    KeyDoc(f"{_B}:outbox:<+E164>", "stream", "none (sent entries are deleted)", "unsent messages, field `m` (JSON)"),
+    KeyDoc(
+        f"{_B}:outbox:<+E164>",
+        "stream",
+        "none (sent entries are deleted, the stream once drained)",
+        "unsent messages, field `m` (JSON)",
+    ),
     KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
     KeyDoc(f"{_B}:window:<+E164>", "string", "2 days", "epoch ms of the customer's last message (24-hour window)"),
     KeyDoc(
         f"{_B}:delivery:<+E164>",
         "hash",
-        "7 days after the last write",
-        "outbox entry id → the worker's record (state, attempts, sid, reason); `acc:<id>` → MessageSid",
+        "7 days after the worker's last write; a finished record is pruned 2 days after it finished",
+        "outbox entry id → the worker's record (state, `at`, attempts, sid, reason); `acc:<id>` → MessageSid "
+        "Twilio accepted an entry still in flight as",
     ),
     KeyDoc(f"{_B}:lease:<+E164>", "string", "1 minute", "the worker sending this customer's messages"),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),

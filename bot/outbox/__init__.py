@@ -2,10 +2,11 @@
 
 Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
 
-    outbox:<+E164>     stream, this customer's unsent messages, oldest first (field ``m``: JSON)
+    outbox:<+E164>     stream, this customer's unsent messages, oldest first (field ``m``: JSON);
+                       deleted once drained
     window:<+E164>     string, epoch ms of the customer's last inbound message (24-hour window)
     delivery:<+E164>   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the MessageSid
-                       Twilio accepted it as
+                       Twilio accepted an entry still in flight as
     lease:<+E164>      string, the worker currently sending this customer's messages
     due                zset, phone → epoch ms when its head message is due (the doorbell)
     status:<MessageSid>   hash, delivery status reported by Twilio's status callback
@@ -13,10 +14,23 @@ Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
 The webhook's apply script appends the reply to the stream, rings the doorbell and stamps the
 window in the same atomic step as the session write: one slot, so nothing is lost between them.
 The worker's sweep (``SCAN`` of a business's outbox streams, at start-up and every few minutes,
-never on the request path) rings the doorbell of any stream left behind.
+never on the request path) rings the doorbell of any stream left behind, and deletes one found
+empty (as earlier releases left them).
 
 Streams keep per-customer order for free; the lease makes one worker at a time send a given
 customer's messages, so order holds with several workers.
+
+**What is kept, and for how long** (memory per customer stays flat however long they keep
+writing). A drained stream is deleted by a script that deletes it only while it is still
+empty, so a reply appended at that moment is kept and its doorbell stays rung. A record in
+flight (``sending``, ``retry``) and the ``acc:<id>`` proof of its entry are kept as long as the
+entry waits, however old. A finished record (``sent``, ``failed``, ``undeliverable``) is kept
+:data:`FINISHED_KEEP` after it finished, by its own time on the app's clock, for operators
+("did yesterday's message go?"); the worker prunes older ones of a customer whenever it
+finishes one of theirs, in the same script. ``acc:<id>`` goes when its entry finishes: the
+record then holds the MessageSid, and a status callback naming a finished or pruned entry
+touches only ``status:<MessageSid>``. The hash's own expiry (:data:`RECORD_TTL_MS` after the
+worker's last write, never renewed by callbacks) only clears customers who stopped writing.
 """
 
 from __future__ import annotations
@@ -30,8 +44,14 @@ import redis
 
 from ..keys import BusinessKeys
 
-#: how long delivery records and statuses are kept
+#: how long statuses are kept, and a delivery hash after the worker last wrote to it
 RECORD_TTL_MS = 7 * 86_400 * 1000
+
+#: how long a finished delivery record is kept after it finished (for operators: yesterday's messages)
+FINISHED_KEEP = timedelta(days=2)
+
+#: the states of a finished record (its entry is no longer in the stream)
+FINISHED = ("sent", "failed", "undeliverable")
 
 #: status callback values, ranked so a late callback never moves a message backwards
 STATUS_RANK = {
@@ -57,12 +77,79 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# ZADD XX LT, which needs Redis 6.2: only a phone still waiting is made due sooner, never later; a
-# drained phone (its doorbell gone) is not rung again by its delivered/read callbacks
-_HURRY = """
-local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if due and tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
-return 0
+_FINISHED_LUA = "local finished = {" + ", ".join(f"{state}=true" for state in FINISHED) + "}\n"
+
+# A status callback naming its entry proves Twilio accepted it: written down only while the entry
+# is in flight (its record exists and is not finished), so a late callback of a finished or pruned
+# entry adds nothing; then the phone, if still waiting, is made due now (sooner, never later; a
+# drained phone is not rung again). KEYS[1] delivery hash, [2] doorbell; ARGV[1] entry id,
+# [2] MessageSid, [3] phone, [4] now (epoch ms).
+_PROVE = (
+    _FINISHED_LUA
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local ok, record = pcall(cjson.decode, raw)
+if not ok or type(record) ~= 'table' or finished[record.state] then return 0 end
+redis.call('HSETNX', KEYS[1], 'acc:' .. ARGV[1], ARGV[2])
+local due = redis.call('ZSCORE', KEYS[2], ARGV[3])
+if due and tonumber(due) > tonumber(ARGV[4]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+return 1
+"""
+)
+
+# An entry's outcome, written and the entry removed from the stream in one step; its acc: proof
+# goes (the record holds the sid), and so do the customer's records finished before ARGV[4] with
+# their proofs, and proofs whose record is gone. Records in flight stay, however old.
+# KEYS[1] delivery hash, [2] stream; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
+# [4] the cutoff (epoch ms). Returns the number of records pruned.
+_FINISH = (
+    _FINISHED_LUA
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], 'acc:' .. ARGV[1])
+redis.call('XDEL', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local cutoff = tonumber(ARGV[4])
+local fields = redis.call('HGETALL', KEYS[1])
+local live, proofs, dead, pruned = {}, {}, {}, 0
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if string.sub(name, 1, 4) == 'acc:' then
+    proofs[#proofs + 1] = name
+  else
+    local ok, record = pcall(cjson.decode, fields[i + 1])
+    if ok and type(record) == 'table' and finished[record.state] then
+      if tonumber(record.at) and tonumber(record.at) < cutoff then
+        dead[#dead + 1] = name
+        pruned = pruned + 1
+      end
+    else
+      live[name] = true
+    end
+  end
+end
+for _, name in ipairs(proofs) do
+  if not live[string.sub(name, 5)] then dead[#dead + 1] = name end
+end
+for i = 1, #dead, 500 do
+  redis.call('HDEL', KEYS[1], unpack(dead, i, math.min(i + 499, #dead)))
+end
+return pruned
+"""
+)
+
+# A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
+# worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
+# rung if it was not (as the sweep needs). KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
+_SETTLE = """
+if redis.call('XLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 """
 
 _RENEW = """
@@ -99,7 +186,9 @@ class Outbox:
         self._status = client.register_script(_STATUS)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
-        self._hurry = client.register_script(_HURRY)
+        self._prove = client.register_script(_PROVE)
+        self._finish = client.register_script(_FINISH)
+        self._settle = client.register_script(_SETTLE)
 
     # --- producers -------------------------------------------------------------------
     @property
@@ -141,15 +230,15 @@ class Outbox:
     def defer(self, phone: str, at_ms: int) -> None:
         self.client.zadd(self.keys.due, {phone: at_ms})
 
-    def settle(self, phone: str) -> None:
-        """Drop the doorbell of a drained phone, unless a message arrived meanwhile.
+    def settle(self, phone: str) -> bool:
+        """Delete a drained phone's stream and drop its doorbell, unless a message arrived meanwhile.
 
-        Removing first and re-checking after closes the race with a webhook that appends
-        and rings between our last read and the removal.
+        One script: a webhook that appends and rings between our last read and this finds its
+        entry kept and the phone still due; one that appends after it makes a new stream and
+        rings again. True when the stream was empty (and is now gone).
         """
-        self.client.zrem(self.keys.due, phone)
-        if self.client.xlen(self.keys.outbox(phone)):
-            self.ring(phone)
+        keys = [self.keys.outbox(phone), self.keys.due]
+        return bool(self._settle(keys=keys, args=[phone, epoch_ms(self.clock())]))
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
         return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
@@ -174,12 +263,22 @@ class Outbox:
         return entry_id, message if isinstance(message, dict) and ("body" in message or "template" in message) else None
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
-        """The worker's record of an entry, the MessageSid Twilio accepted it as, and the last inbound time."""
+        """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,
+        and the last inbound time.
+
+        An entry leaves the stream in the step that finishes its record, so a finished record
+        found for an entry still there belongs to an earlier entry with the same id (a deleted
+        stream re-created in the same millisecond, or a server clock set back): it says nothing
+        about this one.
+        """
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
         pipe.get(self.keys.window(phone))
         (raw, accepted), seen = pipe.execute()
-        return (json.loads(raw) if raw else {}), accepted, (int(seen) if seen else None)
+        record = json.loads(raw) if raw else {}
+        if record.get("state") in FINISHED:
+            record, accepted = {}, None
+        return record, accepted, (int(seen) if seen else None)
 
     def write_record(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
         key = self.keys.delivery(phone)
@@ -188,16 +287,13 @@ class Outbox:
         pipe.pexpire(key, RECORD_TTL_MS)
         pipe.execute()
 
-    def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
-        """Record the entry's outcome and remove it from the stream, atomically (one slot)."""
-        key = self.keys.delivery(phone)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, entry_id, json.dumps(record, ensure_ascii=False))
-        if record.get("sid"):
-            pipe.hset(key, f"acc:{entry_id}", record["sid"])
-        pipe.pexpire(key, RECORD_TTL_MS)
-        pipe.xdel(self.keys.outbox(phone), entry_id)
-        pipe.execute()
+    def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> int:
+        """Record the entry's outcome and remove it from the stream, atomically (one slot), pruning
+        the phone's records finished more than :data:`FINISHED_KEEP` ago; the number pruned."""
+        cutoff = epoch_ms(self.clock() - FINISHED_KEEP)
+        keys = [self.keys.delivery(phone), self.keys.outbox(phone)]
+        args: list[str | int] = [entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS, cutoff]
+        return int(self._finish(keys=keys, args=args))
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
         """Every delivery record of ``phone`` by entry id, oldest first (for tests and operators)."""
@@ -222,15 +318,16 @@ class Outbox:
         """Store a delivery status unless a later one is already known; True when it changed.
 
         A callback naming its outbox entry also proves Twilio accepted that entry, which a
-        worker that died before writing down the MessageSid needs to know (see the worker).
+        worker that died before writing down the MessageSid needs to know (see the worker): it
+        is written down while the entry is in flight, and the phone made due now. A callback of
+        a finished or pruned entry (``delivered`` and ``read`` come later) leaves the delivery
+        hash as it is, expiry included.
         """
         if phone and entry_id:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hsetnx(self.keys.delivery(phone), f"acc:{entry_id}", message_sid)
-            pipe.pexpire(self.keys.delivery(phone), RECORD_TTL_MS)
-            pipe.execute()
-            # a worker waiting for this proof deferred the phone: make it due now
-            self._hurry(keys=[self.keys.due], args=[phone, epoch_ms(self.clock())])
+            self._prove(
+                keys=[self.keys.delivery(phone), self.keys.due],
+                args=[entry_id, message_sid, phone, epoch_ms(self.clock())],
+            )
         changed = self._status(
             keys=[self.keys.status(message_sid)],
             args=[status, error_code, epoch_ms(self.clock()), RECORD_TTL_MS, json.dumps(STATUS_RANK)],

@@ -3,8 +3,8 @@
 For each phone whose doorbell is due, the worker takes the phone's lease and sends its
 stream from the oldest entry on, one at a time:
 
-1. An entry Twilio already accepted (``acc:<id>`` in the delivery hash: written right after
-   Twilio answers, or by a status callback that names the entry) is only removed.
+1. An entry Twilio already accepted (``acc:<id>`` in the delivery hash: written by a status
+   callback that names the entry while it is in flight) is only removed.
 2. Outside WhatsApp's 24-hour window (no inbound message from the phone for 24 h) the entry
    is marked ``undeliverable`` with the reason and nothing is sent.
 3. Otherwise the record says ``sending`` (with the time), the message is sent, and the
@@ -100,14 +100,14 @@ class Worker:
         return finished
 
     def sweep(self) -> int:
-        """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells)."""
+        """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells); a stream
+        found empty (left by an earlier release, or drained since the SCAN) is deleted instead."""
         self._last_sweep = self.clock()
         found = 0
         for outbox in self.outboxes:
             phones = list(outbox.streams())
             for phone in phones:
-                if outbox.pending(phone):
-                    outbox.ring(phone)
+                outbox.settle(phone)  # one script: rings a stream with entries, deletes an empty one
             found += len(phones)
         return found
 
