@@ -4,6 +4,7 @@ HTTP basic auth, per business: the user name is the business id (with one busine
 the password its ``ADMIN_PASSWORD_<ID>`` (``ADMIN_PASSWORD`` with one business) or the hash in its
 catalog (``admin_password_hash``). An owner sees and cancels only their own business's bookings
 (its keys carry its hash tag). Without any password the page answers 404 and start-up says so.
+Failed logins are limited per client address and per business, and logged (:mod:`bot.logins`).
 
 Nothing on the page is signed with a password, so nothing it shows can test guesses of one
 offline: each cancel button carries a token signed with ``SECRET_KEY`` (itsdangerous, salted with
@@ -35,10 +36,13 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 
+from . import logins
 from .agenda import agenda, cancel_for_business, today, why_not
 from .notify import tell_cancelled, told_text
 from .services import get_services
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How long a rendered cancel button stays valid.
 TOKEN_MAX_AGE = 12 * 3600
+#: the app's login limiter, in ``app.extensions``
+LIMITER = "tapbook-admin-logins"
 REALM = 'Basic realm="tapbook admin", charset="UTF-8"'
 
 
@@ -59,6 +65,16 @@ def _secret(shop: Tenant) -> str:
 def _shop() -> Tenant:
     shop: Tenant = g.admin_shop
     return shop
+
+
+def _business_tried() -> str | None:
+    """The business a login is for: the only one, or the user name when it is a business's id."""
+    directory = get_services().directory
+    if directory.only is not None:
+        return directory.only.id
+    auth = request.authorization
+    name = (auth.username or "").strip().lower() if auth is not None and auth.type == "basic" else ""
+    return name if directory.get(name) is not None else None
 
 
 def _authenticated(user: str, given: str) -> Tenant | None:
@@ -106,6 +122,8 @@ def require_login() -> Response | None:
     basic = auth is not None and auth.type == "basic"
     shop = _authenticated(auth.username or "", auth.password or "") if basic and auth else None
     if shop is None:
+        if basic:  # credentials that did not match: a guess (no credentials at all is a browser asking)
+            logins.failed(_business_tried())
         who = "the admin password" if get_services().directory.only else "your business id and its admin password"
         return _plain(401, f"Log in with {who}.", **{"WWW-Authenticate": REALM})
     g.admin_shop = shop
@@ -155,6 +173,13 @@ def cancel() -> ResponseReturnValue:
     return redirect(url_for("admin.bookings"), 303)
 
 
+@bp.errorhandler(RateLimitExceeded)
+def too_many_failed_logins(exc: RateLimitExceeded) -> Response:
+    limiter: Limiter = current_app.extensions[LIMITER]
+    wait = logins.retry_after(limiter)
+    return _plain(429, f"Too many failed logins: try again in {wait} seconds.", **{"Retry-After": str(wait)})
+
+
 @bp.errorhandler(redis.RedisError)
 def redis_down(exc: redis.RedisError) -> Response:
     log.warning("admin: redis error: %s: %s", type(exc).__name__, exc)
@@ -188,9 +213,19 @@ def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_NAME="tapbook_admin", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = _SessionCookie()
     app.register_blueprint(bp)
+    app.extensions[LIMITER] = logins.limit_failed_logins(
+        app,
+        bp,
+        client=services.redis,
+        key_prefix=services.settings.redis_key_prefix,
+        business=_business_tried,
+        applies=_page_is_on,
+    )
     directory = services.directory
     off = [shop.id for shop in directory if not _secret(shop)]
     if len(off) == len(directory):
         log.info("admin page is off: set ADMIN_PASSWORD to turn on /admin")
     elif off:
         log.info("no /admin password for: %s (ADMIN_PASSWORD_<ID> or admin_password_hash)", ", ".join(off))
+    if len(off) < len(directory) and services.embedded:
+        log.warning("failed /admin logins are counted in the embedded store: per process, and forgotten at restart")

@@ -1,9 +1,11 @@
 """The owner's page keeps its secrets (issue 13, item 4).
 
 Before, the page's cancel tokens and the notice in its redirect URL were signed with the admin
-password: every leaked page or URL let anyone test password guesses offline. Now tokens are signed
-with ``SECRET_KEY`` (salted per business), the notice is a flashed message in the session cookie,
-and a real Redis without ``SECRET_KEY`` stops start-up with one line.
+password: every leaked page or URL let anyone test password guesses offline, and guesses online
+were unlimited and unlogged. Now tokens are signed with ``SECRET_KEY`` (salted per business), the
+notice is a flashed message in the session cookie, failed logins are limited per client address
+and per business (429 with ``Retry-After``), each failure is logged with the address masked, and a
+real Redis without ``SECRET_KEY`` stops start-up with one line.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
+from flask_limiter import Limiter
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
-from bot import create_app
+from bot import create_app, get_services
 from bot.errors import ConfigError
 
 from .bookings import book
@@ -35,7 +38,8 @@ from .test_businesses import NORTH, two, writing_to
 from .whatsapp import WhatsApp
 
 PASSWORD = "owner-secret"
-HERE = "203.0.113.7"
+HERE, THERE, ELSEWHERE = "203.0.113.7", "198.51.100.23", "192.0.2.200"
+PER_ADDRESS, PER_BUSINESS = 10, 30
 
 
 @pytest.fixture
@@ -144,6 +148,139 @@ def test_a_notice_cookie_needs_the_secret_key(app: Flask) -> None:
         owner = owner_of(app)
         owner.set_cookie("tapbook_admin", cookie_signed_with(key), path="/admin")
         assert ("Booking FORGED is cancelled." in owner.get("/admin").get_data(as_text=True)) is shown, key
+
+
+# -- failed logins: limited, logged --------------------------------------------------------------------
+def test_failed_logins_from_one_address_get_429_with_retry_after(app: Flask) -> None:
+    for _ in range(20):  # a browser asking first, without credentials: no guess, not counted
+        assert visit(app, None).status_code == 401
+    for attempt in range(PER_ADDRESS):
+        assert visit(app, f"guess-number-{attempt}").status_code == 401, attempt
+    refused = visit(app, "guess-number-x")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.get_data(as_text=True).startswith("Too many failed logins: try again in ")
+    assert visit(app, PASSWORD).status_code == 429  # the right password is not checked either: no oracle
+    assert visit(app, "guess-number-y", address=THERE).status_code == 401  # another address still may try
+    assert visit(app, PASSWORD, address=THERE).status_code == 200
+
+
+def test_failed_logins_for_one_business_are_limited_across_addresses(app: Flask) -> None:
+    addresses = [f"198.51.100.{n}" for n in range(1, PER_BUSINESS // PER_ADDRESS + 1)]
+    for address in addresses:
+        for attempt in range(PER_ADDRESS):
+            assert visit(app, f"guess-{attempt}", address=address).status_code == 401
+    refused = visit(app, "guess-from-a-fresh-address", address=ELSEWHERE)
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_successful_logins_are_not_limited(app: Flask) -> None:
+    for _ in range(PER_BUSINESS + 10):
+        assert visit(app, PASSWORD).status_code == 200
+    for attempt in range(PER_ADDRESS):  # and they used none of the failures' budget
+        assert visit(app, f"guess-{attempt}").status_code == 401
+    assert visit(app, "one-too-many").status_code == 429
+
+
+def test_an_ipv6_client_is_counted_by_its_64(app: Flask) -> None:
+    for n in range(PER_ADDRESS):
+        assert visit(app, "guess", address=f"2001:db8:85a3:8d3::{n + 1:x}").status_code == 401
+    assert visit(app, "guess", address="2001:db8:85a3:8d3:ffff::1").status_code == 429  # same /64
+    assert visit(app, "guess", address="2001:db8:85a3:8d4::1").status_code == 401  # the next /64
+
+
+def forwarded_for(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def test_the_address_behind_a_proxy_comes_from_trusted_proxy_hops(backend: dict[str, Any]) -> None:
+    proxy = "10.0.0.2"
+    behind = create_app(app_config(ADMIN_PASSWORD=PASSWORD, TRUSTED_PROXY_HOPS=1, **backend))
+    for n in range(PER_ADDRESS):  # one proxy, many clients: each counted on its own
+        assert visit(behind, "guess", address=proxy, **forwarded_for(f"198.51.100.{n + 1}")).status_code == 401
+    for _ in range(PER_ADDRESS):
+        assert visit(behind, "guess", address=proxy, **forwarded_for(THERE)).status_code == 401
+    assert visit(behind, "guess", address=proxy, **forwarded_for(THERE)).status_code == 429
+    assert visit(behind, "guess", address=proxy, **forwarded_for(ELSEWHERE)).status_code == 401
+
+    get_services(behind).redis.flushdb()  # the business's count starts again (the real store is shared)
+    direct = create_app(app_config(ADMIN_PASSWORD=PASSWORD, **backend))  # no proxy trusted: the header is a lie
+    for n in range(PER_ADDRESS):
+        assert visit(direct, "guess", address=HERE, **forwarded_for(f"198.51.100.{n + 1}")).status_code == 401
+    assert visit(direct, "guess", address=HERE, **forwarded_for(ELSEWHERE)).status_code == 429
+
+
+def test_each_failure_is_logged_with_the_address_masked_and_never_the_password(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="bot"):
+        visit(app, "correct-horse-battery", address=HERE)
+        visit(app, "correct-horse-battery", address="2001:db8:85a3:8d3:1319:8a2e:370:7348")
+        visit(app, None)  # no credentials: not a failed login
+        visit(app, PASSWORD)
+    failures = [r for r in caplog.records if r.name == "bot.logins"]
+    assert [(r.levelname, r.getMessage()) for r in failures] == [
+        ("WARNING", "admin login failed: business test from 203.0.113.x"),
+        ("WARNING", "admin login failed: business test from 2001:db8:85a3:x:x:x:x:x"),
+    ]
+    assert failures[0].fields == {"business": "test", "address": "203.0.113.x"}  # type: ignore[attr-defined]
+    text = "\n".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
+    assert "correct-horse-battery" not in text and PASSWORD not in text
+    assert HERE not in text and "1319" not in text
+
+
+def test_a_user_name_that_is_no_business_is_not_logged(
+    backend: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """It may be a password typed in the wrong box; it counts against the address alone."""
+    app = create_app(app_config(CATALOG=two(), ADMIN_PASSWORD_NORTH="north-owner-secret", **backend))
+    with caplog.at_level(logging.WARNING, logger="bot.logins"):
+        assert visit(app, "x", user="north-owner-secret").status_code == 401
+        assert visit(app, "wrong", user="north").status_code == 401
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.logins"] == [
+        "admin login failed: business unknown from 203.0.113.x",
+        "admin login failed: business north from 203.0.113.x",
+    ]
+    assert "north-owner-secret" not in caplog.text
+
+
+def test_only_the_owners_page_runs_the_limiter(backend: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flask-Limiter hooks every request of an app; a tap must not pay for it."""
+    checked: list[str] = []
+    check = Limiter._check_request_limit
+
+    def counting(self: Limiter, *args: Any, **kwargs: Any) -> None:
+        checked.append(request.path)
+        check(self, *args, **kwargs)
+
+    monkeypatch.setattr(Limiter, "_check_request_limit", counting)
+    app = create_app(app_config(ADMIN_PASSWORD=PASSWORD, **backend))
+    assert WhatsApp(app.test_client(), TOKEN).send("hi").status == 200
+    assert app.test_client().get("/healthz").status_code == 200
+    assert visit(app, PASSWORD).status_code == 200
+    assert checked == ["/admin"]
+
+
+def test_every_instance_shares_the_count_in_redis(redis_server: RedisServer) -> None:
+    """Two app instances (as two gunicorn workers or hosts) on one Redis: the limit is theirs together,
+    and its keys carry REDIS_KEY_PREFIX."""
+    db = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    db.flushdb()
+    config = app_config(ADMIN_PASSWORD=PASSWORD, REDIS_URL=redis_server.url, REDIS_KEY_PREFIX="shop1")
+    first, second = create_app(config), create_app(config)
+    for attempt in range(PER_ADDRESS):
+        assert visit((first, second)[attempt % 2], "guess").status_code == 401
+    assert visit(first, "guess").status_code == 429
+    assert visit(second, "guess").status_code == 429
+    keys = sorted(db.scan_iter("*"))
+    assert keys == [
+        f"shop1:admin-logins:LIMITER/{HERE}/address/10/1/minute",
+        "shop1:admin-logins:LIMITER/test/business/30/1/minute",
+    ]
+    assert 0 < db.ttl(keys[0]) <= 60
+    for app in (first, second):
+        get_services(app).redis.close()
+    db.close()
 
 
 # -- SECRET_KEY ----------------------------------------------------------------------------------------
