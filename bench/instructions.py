@@ -53,7 +53,7 @@ redis.Redis.from_url(url).flushall()
 catalog = load_catalog(Path(repo) / "bench" / "clinic.toml", languages=frozenset({"en", "es", "pt"}))
 base = "https://bot.example.com"
 app = create_app({"REDIS_URL": url, "TWILIO_AUTH_TOKEN": "bench", "PUBLIC_BASE_URL": base, "CATALOG": catalog,
-                  "LOG_LEVEL": "WARNING"})
+                  "SECRET_KEY": "bench-secret-key-" + "b" * 32, "LOG_LEVEL": "WARNING"})
 client = app.test_client()
 now = datetime.fromisoformat(sys.argv[4])
 plan = ConversationPlan(catalog, token="bench", url=base + "/webhook", now=now)

@@ -741,7 +741,12 @@ def main() -> None:
     apps: dict[str, Gunicorn] = {}
     try:
         release = release_checkout(workdir, args.release)
-        env = {"REDIS_URL": server.url, "TWILIO_AUTH_TOKEN": token, "REDIS_KEY_PREFIX": PREFIX}
+        env = {
+            "REDIS_URL": server.url,
+            "TWILIO_AUTH_TOKEN": token,
+            "REDIS_KEY_PREFIX": PREFIX,
+            "SECRET_KEY": secrets.token_urlsafe(32),
+        }
         folder = workdir / "two-businesses"
         two_files = two_clinics(folder)
         # every app starts on an empty Redis (this release looks for release 1's data once, at start-up)

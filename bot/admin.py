@@ -4,24 +4,45 @@ HTTP basic auth, per business: the user name is the business id (with one busine
 the password its ``ADMIN_PASSWORD_<ID>`` (``ADMIN_PASSWORD`` with one business) or the hash in its
 catalog (``admin_password_hash``). An owner sees and cancels only their own business's bookings
 (its keys carry its hash tag). Without any password the page answers 404 and start-up says so.
-Each cancel button carries a token signed with the owner's secret (itsdangerous) and bound to its
-booking, so another site cannot make the owner's browser cancel anything (CSRF),
-and a page left open overnight must be reloaded first.
+Failed logins are limited per client address and per business, and logged (:mod:`bot.logins`).
+
+Nothing on the page is signed with a password, so nothing it shows can test guesses of one
+offline: each cancel button carries a token signed with ``SECRET_KEY`` (itsdangerous, salted with
+the business's id so a token of one business is void at another) and bound to its booking, so
+another site cannot make the owner's browser cancel anything (CSRF), and a page left open
+overnight must be reloaded first. A cancel's outcome travels in Flask's flashed messages (the
+session cookie, signed with ``SECRET_KEY``, scoped to ``/admin``), not in the redirect's URL.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+import secrets
 
 import redis
-from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 
+from . import logins
 from .agenda import agenda, cancel_for_business, today, why_not
 from .notify import tell_cancelled, told_text
 from .services import get_services
@@ -32,8 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How long a rendered cancel button stays valid.
 TOKEN_MAX_AGE = 12 * 3600
-#: a cancel's outcome is shown right after the redirect; an old or crafted link shows nothing
-NOTICE_MAX_AGE = 300
+#: the app's login limiter, in ``app.extensions``
+LIMITER = "tapbook-admin-logins"
 REALM = 'Basic realm="tapbook admin", charset="UTF-8"'
 
 
@@ -46,9 +67,14 @@ def _shop() -> Tenant:
     return shop
 
 
-def _password() -> str:
-    """The logged-in owner's secret, which signs their page's tokens."""
-    return _secret(_shop())
+def _business_tried() -> str | None:
+    """The business a login is for: the only one, or the user name when it is a business's id."""
+    directory = get_services().directory
+    if directory.only is not None:
+        return directory.only.id
+    auth = request.authorization
+    name = (auth.username or "").strip().lower() if auth is not None and auth.type == "basic" else ""
+    return name if directory.get(name) is not None else None
 
 
 def _authenticated(user: str, given: str) -> Tenant | None:
@@ -71,17 +97,13 @@ class _ClockSigner(TimestampSigner):
         return int(get_services().clock().timestamp())
 
 
-def _signer(password: str, salt: str = "tapbook-admin-cancel") -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(password, salt=salt, signer=_ClockSigner)
+def _signer(secret_key: str | bytes, business_id: str) -> URLSafeTimedSerializer:
+    """Cancel tokens of one business, signed with ``SECRET_KEY`` (never a password)."""
+    return URLSafeTimedSerializer(secret_key, salt=f"tapbook-admin-cancel:{business_id}", signer=_ClockSigner)
 
 
 def _cancels() -> URLSafeTimedSerializer:
-    return _signer(_password())
-
-
-def _notices() -> URLSafeTimedSerializer:
-    """Signs the outcome a redirect shows, so a crafted link cannot put words on the owner's page."""
-    return _signer(_password(), salt="tapbook-admin-notice")
+    return _signer(current_app.secret_key or "", _shop().id)
 
 
 def _plain(status: int, text: str, **headers: str) -> Response:
@@ -100,6 +122,8 @@ def require_login() -> Response | None:
     basic = auth is not None and auth.type == "basic"
     shop = _authenticated(auth.username or "", auth.password or "") if basic and auth else None
     if shop is None:
+        if basic:  # credentials that did not match: a guess (no credentials at all is a browser asking)
+            logins.failed(_business_tried())
         who = "the admin password" if get_services().directory.only else "your business id and its admin password"
         return _plain(401, f"Log in with {who}.", **{"WWW-Authenticate": REALM})
     g.admin_shop = shop
@@ -124,7 +148,7 @@ def bookings() -> str:
         business=shop.business.name,
         days=days,
         token=lambda ref: signer.dumps(ref),
-        notice=_notice(request.args),
+        notices=get_flashed_messages(),
     )
 
 
@@ -141,22 +165,19 @@ def cancel() -> ResponseReturnValue:
     result, booking = cancel_for_business(services, shop, ref)
     if result != "ok" or booking is None:
         log.info("admin: %s: cancel of %s refused (%s)", shop.id, ref, result)
-        return redirect(url_for("admin.bookings", notice=_notices().dumps({"refused": ref, "why": result})), 303)
-    told = tell_cancelled(services, shop, booking)
-    log.info("admin: %s: cancelled %s (customer told: %s)", shop.id, ref, "yes" if told else "no")
-    return redirect(url_for("admin.bookings", notice=_notices().dumps({"cancelled": ref, "told": told})), 303)
+        flash(f"Booking {ref} was not cancelled: {why_not(result)}.")
+    else:
+        told = tell_cancelled(services, shop, booking)
+        log.info("admin: %s: cancelled %s (customer told: %s)", shop.id, ref, "yes" if told else "no")
+        flash(f"Booking {ref} is cancelled. {told_text(told)}")
+    return redirect(url_for("admin.bookings"), 303)
 
 
-def _notice(args: Mapping[str, str]) -> str:
-    try:
-        notice = _notices().loads(args.get("notice", ""), max_age=NOTICE_MAX_AGE)
-    except BadSignature:
-        return ""
-    if ref := notice.get("cancelled"):
-        return f"Booking {ref} is cancelled. {told_text(bool(notice.get('told')))}"
-    if ref := notice.get("refused"):
-        return f"Booking {ref} was not cancelled: {why_not(notice.get('why', ''))}."
-    return ""
+@bp.errorhandler(RateLimitExceeded)
+def too_many_failed_logins(exc: RateLimitExceeded) -> Response:
+    limiter: Limiter = current_app.extensions[LIMITER]
+    wait = logins.retry_after(limiter)
+    return _plain(429, f"Too many failed logins: try again in {wait} seconds.", **{"Retry-After": str(wait)})
 
 
 @bp.errorhandler(redis.RedisError)
@@ -170,11 +191,41 @@ def refuse(exc: HTTPException) -> Response:
     return _plain(exc.code or 400, exc.description or exc.name)
 
 
+class _SessionCookie(SecureCookieSessionInterface):
+    """Flask's signed session cookie (here it only carries flashed notices), sent to /admin alone, and
+    ``Secure`` whenever the request came over HTTPS (behind a proxy: with ``TRUSTED_PROXY_HOPS``)."""
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return request.script_root + (bp.url_prefix or "")
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
 def init_app(app: Flask) -> None:
+    services = get_services(app)
+    app.secret_key = services.settings.secret_key
+    if not app.secret_key:  # only on the embedded store: check_consistency requires one elsewhere
+        app.secret_key = secrets.token_urlsafe(32)
+        log.info(
+            "SECRET_KEY is not set: /admin's tokens and cookie are signed with a random key until this process stops"
+        )
+    app.config.update(SESSION_COOKIE_NAME="tapbook_admin", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.session_interface = _SessionCookie()
     app.register_blueprint(bp)
-    directory = get_services(app).directory
+    app.extensions[LIMITER] = logins.limit_failed_logins(
+        app,
+        bp,
+        client=services.redis,
+        key_prefix=services.settings.redis_key_prefix,
+        business=_business_tried,
+        applies=_page_is_on,
+    )
+    directory = services.directory
     off = [shop.id for shop in directory if not _secret(shop)]
     if len(off) == len(directory):
         log.info("admin page is off: set ADMIN_PASSWORD to turn on /admin")
     elif off:
         log.info("no /admin password for: %s (ADMIN_PASSWORD_<ID> or admin_password_hash)", ", ".join(off))
+    if len(off) < len(directory) and services.embedded:
+        log.warning("failed /admin logins are counted in the embedded store: per process, and forgotten at restart")

@@ -184,6 +184,22 @@ def _admin_password(value: Any) -> str | None:
     return password
 
 
+#: the shortest SECRET_KEY accepted: 32 characters of secrets.token_urlsafe carry 192 bits
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def _secret_key(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    key = value.strip()
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise ValueError(f"must be at least {SECRET_KEY_MIN_LENGTH} random characters, e.g. from {SECRET_KEY_HINT}")
+    return key
+
+
 ADMIN_PASSWORD_PREFIX = "ADMIN_PASSWORD_"
 
 
@@ -295,6 +311,12 @@ class Settings:
     log_format: str = _setting(
         "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
     )
+    secret_key: str | None = _setting(
+        None,
+        _secret_key,
+        "Signs the /admin page's cancel buttons and its session cookie (32+ random characters). Required with a"
+        " real Redis; unset on the embedded store: a random one per process.",
+    )
     admin_password: str | None = _setting(
         None, _admin_password, "Password of the /admin page (HTTP basic auth) when there is one business."
     )
@@ -397,6 +419,12 @@ def check_consistency(settings: Settings, *, languages: frozenset[str], lenient_
     check_redis(settings)
     if settings.redis_mode != "embedded":
         check_real_webhook(settings, validate=validate)
+        if not settings.secret_key:
+            raise ConfigError(
+                "SECRET_KEY",
+                f"required next to a real Redis: {SECRET_KEY_MIN_LENGTH} or more random characters, e.g. from"
+                f" {SECRET_KEY_HINT} (it signs the /admin page's tokens; never the admin password)",
+            )
     return validate
 
 

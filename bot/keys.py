@@ -5,6 +5,8 @@ customer's session, the message record, holds, bookings, indexes, the outbox) si
 Cluster slot and one script can change it atomically. One business is then served by one master;
 many businesses spread over a cluster. Only two keys are shared by all businesses, and they are
 only ever touched by single-key commands: the content template SIDs and the worker's totals.
+The counters of failed /admin logins (Flask-Limiter's, :mod:`bot.logins`) carry no hash tag
+either: each is read and written by a single-key script, wherever its slot is.
 
 :data:`LAYOUT` describes each key for people; the README's key table is rendered from it and a
 test checks that every key the running bot writes matches one of its patterns.
@@ -286,6 +288,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
+    KeyDoc(
+        "<prefix>:admin-logins:LIMITER/<who>/<scope>/<n>/1/minute",
+        "list",
+        "1 minute after the last failure",
+        "epoch seconds of the failed `/admin` logins of the last minute (Flask-Limiter's moving window): "
+        "`<who>/address/10` per client address (an IPv6 /64 as `2001-db8-0-1`), `<who>/business/30` per business",
+    ),
 )
 
 

@@ -30,6 +30,8 @@ from .redis_server import RedisServer
 from .whatsapp import WhatsApp
 
 TOKEN = "test-auth-token"
+#: what a deployment sets as SECRET_KEY (required next to a real Redis)
+SECRET_KEY = "test-secret-key-" + "k" * 32
 NOW = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)  # Wed 14 Jan 2026, 10:00 in Madrid
 
 
@@ -134,6 +136,7 @@ def app_config(**overrides: Any) -> dict[str, Any]:
         "TESTING": True,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_VALIDATE_SIGNATURE": True,
+        "SECRET_KEY": SECRET_KEY,
         "WEBHOOK_HOSTS": "bot.example.com",  # the host tests.whatsapp signs for, as a deployment names its own
         "CLOCK": Clock(),
         "CATALOG": salon(),

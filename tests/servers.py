@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .conftest import SECRET_KEY
 from .redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ def gunicorn(tmp_path: Path, **env: str) -> Iterator[Gunicorn]:
             "PORT": str(port),
             "PYTHONPATH": str(ROOT),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # what the tests post to and sign
+            "SECRET_KEY": SECRET_KEY,
             **env,
         },
         stdout=log,

@@ -94,7 +94,7 @@ def test_cancel_with_the_page_token(app: Flask, owner: FlaskClient, wa: WhatsApp
     token = cancel_forms(owner.get("/admin").get_data(as_text=True))[ref]
     response = owner.post("/admin/cancel", data={"ref": ref, "token": token})
     assert response.status_code == 303
-    assert response.headers["Location"].startswith("/admin?notice=")  # signed: see the crafted-link test
+    assert response.headers["Location"] == "/admin"  # the outcome is a flashed message (test_admin_secrets.py)
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert (
         f"Booking {ref} is cancelled. The customer was not told "
@@ -110,9 +110,9 @@ def test_forged_or_stale_forms_are_refused(app: Flask, owner: FlaskClient, wa: W
     ref = book(wa, at="12:00")
     other = book(wa, at="12:30")
     tokens = cancel_forms(owner.get("/admin").get_data(as_text=True))
-    signed_elsewhere = create_app(app_config(ADMIN_PASSWORD="another-password"))
+    signed_elsewhere = create_app(app_config(ADMIN_PASSWORD=PASSWORD, SECRET_KEY="another-deployment-" + "x" * 32))
     with signed_elsewhere.test_request_context():
-        foreign = _signer("another-password").dumps(ref)
+        foreign = _signer(signed_elsewhere.secret_key, "test").dumps(ref)
     for form in (
         {"ref": ref},
         {"ref": ref, "token": tokens[other]},
@@ -150,7 +150,3 @@ def test_a_crafted_link_cannot_put_words_on_the_owners_page(app: Flask, owner: F
     for query in (f"cancelled={ref}&told=1", f"refused={ref}&why=cancelled", "notice=forged.notice.value"):
         page = owner.get(f"/admin?{query}").get_data(as_text=True)
         assert "is cancelled" not in page and "was not cancelled" not in page
-    token = cancel_forms(owner.get("/admin").get_data(as_text=True))[ref]
-    shown = owner.post("/admin/cancel", data={"ref": ref, "token": token}).headers["Location"]
-    get_services(app).clock.advance(minutes=10)  # the same link, bookmarked and opened later
-    assert "is cancelled" not in owner.get(shown).get_data(as_text=True)

@@ -115,13 +115,17 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     with page.expect_navigation():
         row.get_by_role("button", name=f"Cancel {ana}").click()
     assert questions == [f"Cancel booking {ana}?"]
+    assert page.url == base + "/admin"  # the outcome travels in the session cookie, not in the URL
     assert page.locator(".notice").inner_text() == (
         f"Booking {ana} is cancelled. The customer was not told "
         "(no message channel, or they last wrote over 24 hours ago): please tell them."
     )
+    assert context.cookies() == []  # read once, the notice leaves the cookie, and the emptied cookie is gone
     cancelled = page.locator(f"#booking-{ana}")
     assert cancelled.get_attribute("class") == "cancelled"
     assert cancelled.get_by_role("button").count() == 0
     assert page.locator(f"#booking-{bob}").get_by_role("button", name=f"Cancel {bob}").count() == 1
     assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ana}", "status") == "cancelled"
+    page.reload()
+    assert page.locator(".notice").count() == 0  # shown once
     context.close()

@@ -5,8 +5,9 @@ test finds the app's scripts and transactions generically, so a new one is cover
 editing it: it records every ``register_script`` while the app is built, and every
 ``EVAL``/``EVALSHA`` and ``MULTI`` pipeline redis-py sends (directly or pipelined) while the
 whole product runs against a real redis-server: a booking, a move, my bookings, a cancel
-(TwiML), a conversation in Content API mode through the outbox worker, a status callback,
-a cancel by the business, and ``bookings migrate`` of release-1 data. Then every recorded call must name at
+(TwiML), a failed and a good login to the owner's page (the login limiter's scripts), a
+conversation in Content API mode through the outbox worker, a status callback, a cancel by
+the business, and ``bookings migrate`` of release-1 data. Then every recorded call must name at
 least one key and all its keys must share a slot (the real server says which arguments are
 keys, ``COMMAND GETKEYS``), and every script registered at start-up must have run.
 """
@@ -32,6 +33,7 @@ from .test_upgrade import release_1_keys
 from .twilio_fake import FakeTwilio
 from .whatsapp import WhatsApp
 
+OWNER_PASSWORD = "owner-secret"
 SCRIPT_COMMANDS = {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}
 
 
@@ -88,7 +90,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     clock = Clock()
     fake = FakeTwilio()
     rec.on = True
-    apps = [create_app(app_config(REDIS_URL=server.url, CLOCK=clock))]
+    apps = [create_app(app_config(REDIS_URL=server.url, CLOCK=clock, ADMIN_PASSWORD=OWNER_PASSWORD))]
     apps.append(create_app(content_config(fake, REDIS_URL=server.url, CLOCK=clock)))
     plain, content = apps
     ana = WhatsApp(plain.test_client(), TOKEN, phone="+34600111222", name="Ana")
@@ -96,6 +98,9 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     reschedule(ana, "Wed 14 Jan 12:00", "Thu 15 Jan", "10:00")
     cancel(ana, "Thu 15 Jan 10:00")
     kept = book(ana, day="Sat 17 Jan", at="10:00")
+    owner = plain.test_client()
+    assert owner.get("/admin", auth=("owner", "a-wrong-password")).status_code == 401  # counted by the limiter
+    assert owner.get("/admin", auth=("owner", OWNER_PASSWORD)).status_code == 200
 
     bea = ContentCustomer(content, fake, synced_worker(content), phone="+34600333444")
     bea.pick(bea.send("hi"), "Book")

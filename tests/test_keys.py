@@ -34,8 +34,8 @@ def test_every_key_of_a_business_carries_its_hash_tag() -> None:
 
 
 def test_every_key_the_bot_writes_is_documented(redis_server: RedisServer) -> None:
-    """A booking, a move, a cancel, button mode with its worker and callbacks, a cancel by the owner,
-    and an upgrade from release 1: every key left behind fits a row of the table."""
+    """A booking, a move, a cancel, a failed owner login, button mode with its worker and callbacks, a
+    cancel by the owner, and an upgrade from release 1: every key left behind fits a row of the table."""
     db = redis.Redis.from_url(redis_server.url, decode_responses=True)
     db.flushdb()
     run_the_product(redis_server, Recorder())

@@ -17,7 +17,7 @@ from bot import create_app, get_services
 from bot.logs import JsonFormatter, PlainFormatter, choose_format
 
 from .bookings import book, cancel
-from .conftest import TOKEN, app_config
+from .conftest import SECRET_KEY, TOKEN, app_config
 from .redis_server import RedisServer
 from .servers import ROOT
 from .whatsapp import BASE_URL, WhatsApp
@@ -149,7 +149,9 @@ def start_up_lines(tmp_path: Path, **env: str) -> list[str]:
 
 
 def test_production_start_up_logs_json(redis_server: RedisServer, tmp_path: Path) -> None:
-    lines = start_up_lines(tmp_path, REDIS_URL=redis_server.url, PUBLIC_BASE_URL="https://bot.example.com")
+    lines = start_up_lines(
+        tmp_path, REDIS_URL=redis_server.url, PUBLIC_BASE_URL="https://bot.example.com", SECRET_KEY=SECRET_KEY
+    )
     entries = [json.loads(line) for line in lines]
     assert {"level": "INFO", "logger": "bot.admin"}.items() <= entries[-1].items()
     assert entries[-1]["msg"] == "admin page is off: set ADMIN_PASSWORD to turn on /admin"

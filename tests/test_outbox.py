@@ -25,7 +25,7 @@ from bot import create_app, get_services
 from bot.outbox import Outbox
 from bot.outbox.worker import SEND_GRACE, Worker, backoff
 
-from .conftest import TOKEN, Clock
+from .conftest import SECRET_KEY, TOKEN, Clock
 from .content_phone import content_config, synced_worker
 from .twilio_fake import (
     ANSWER_LOST,
@@ -503,6 +503,7 @@ def test_the_procfile_worker_starts_and_stops_on_sigterm(redis_server: Any, tmp_
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_FROM": "whatsapp:+14155238886",
         "PUBLIC_BASE_URL": "https://bot.example.com",
+        "SECRET_KEY": SECRET_KEY,
     }
     log = tmp_path / "worker.log"
     with log.open("wb") as sink:

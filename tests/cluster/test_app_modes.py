@@ -90,3 +90,20 @@ def test_content_api_mode_on_a_cluster(cluster: Cluster) -> None:
     assert outbox.depth() == 0 and outbox.pending(bea.wa.phone) == 0
     assert outbox.status(message["sid"])["status"] == "delivered"
     get_services(app).redis.close()
+
+
+def test_failed_owner_logins_are_limited_on_a_cluster(cluster: Cluster) -> None:
+    """The login limiter runs its scripts through the app's cluster client (each names one key), also on
+    masters that lost them (as after a restart or a failover), and its keys carry the prefix."""
+    cluster.flush()
+    app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0], ADMIN_PASSWORD="owner-secret"))
+    db = get_services(app).redis
+    db.script_flush()
+    client = app.test_client()
+    for _ in range(10):
+        assert client.get("/admin", auth=("owner", "a-guess")).status_code == 401
+    refused = client.get("/admin", auth=("owner", "owner-secret"))
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert db.llen("tapbook:admin-logins:LIMITER/127.0.0.1/address/10/1/minute") == 10
+    assert db.llen("tapbook:admin-logins:LIMITER/test/business/30/1/minute") == 10
+    db.close()

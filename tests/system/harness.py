@@ -30,6 +30,7 @@ from bot.cli import twilio_form
 from bot.config import Settings
 from bot.keys import BusinessKeys
 
+from ..conftest import SECRET_KEY
 from ..whatsapp import Answer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +212,7 @@ def app_environment(
         GUNICORN_THREADS="4",
         REDIS_URL=redis_url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",  # the URL Twilio (the tests) calls and signs
+        SECRET_KEY=SECRET_KEY,
         REDIS_KEY_PREFIX=PREFIX,
         REDIS_SOCKET_TIMEOUT=str(socket_timeout),
         REDIS_CONNECT_TIMEOUT=str(socket_timeout),
