@@ -24,9 +24,12 @@ from flask import Flask
 from bot import create_app, get_services
 from bot.config import Settings
 from bot.logs import formatter
+from bot.outbox import Outbox
+from bot.outbox.worker import Worker
 
 from .catalogs import salon
 from .redis_server import RedisServer
+from .twilio_fake import FakeTwilio
 from .whatsapp import WhatsApp
 
 TOKEN = "test-auth-token"
@@ -142,6 +145,32 @@ def app_config(**overrides: Any) -> dict[str, Any]:
         "CATALOG": salon(),
         **overrides,
     }
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The app's clock, at NOW until the test moves it."""
+    return Clock()
+
+
+@pytest.fixture
+def fake() -> FakeTwilio:
+    """Twilio's side of the network edge: the Content API and Messages the app calls."""
+    return FakeTwilio()
+
+
+@pytest.fixture
+def outbox(app: Flask) -> Outbox:
+    """The test business's outbox (Content API apps)."""
+    return get_services(app).outboxes["test"]
+
+
+@pytest.fixture
+def worker(app: Flask) -> Worker:
+    """An outbox worker of ``app`` with its templates synced to the fake Twilio."""
+    from .content_phone import synced_worker  # it builds on this module
+
+    return synced_worker(app)
 
 
 @pytest.fixture

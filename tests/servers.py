@@ -19,6 +19,20 @@ from .redis_server import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def import_wsgi(cwd: Path, *, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+    """Build the app in a fresh process as gunicorn does (``import wsgi``): this process's environment
+    without ``drop``, a webhook token, and ``env`` on top; stdout and stderr captured."""
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=cwd,
+        env={**environ, "PYTHONPATH": str(ROOT), "TWILIO_AUTH_TOKEN": "start-up-token", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def post(url: str, form: dict[str, str], signature: str) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}

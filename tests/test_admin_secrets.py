@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from bot.errors import ConfigError
 from .bookings import book
 from .conftest import SECRET_KEY, TOKEN, Clock, app_config
 from .redis_server import RedisServer
-from .servers import ROOT
+from .servers import import_wsgi
 from .test_businesses import NORTH, two, writing_to
 from .whatsapp import WhatsApp
 
@@ -307,21 +304,12 @@ def test_a_short_secret_key_stops_start_up() -> None:
 
 def test_gunicorn_without_secret_key_stops_with_one_line(redis_server: RedisServer, tmp_path: Path) -> None:
     """As gunicorn imports wsgi.py: exit status 1 and one line, no traceback."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY")}
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=tmp_path,
-        env={
-            **environ,
-            "PYTHONPATH": str(ROOT),
-            "REDIS_URL": redis_server.url,
-            "TWILIO_AUTH_TOKEN": "start-up-token",
-            "PUBLIC_BASE_URL": "https://bot.example.com",
-            "ADMIN_PASSWORD": PASSWORD,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = import_wsgi(
+        tmp_path,
+        drop=("SECRET_KEY",),
+        REDIS_URL=redis_server.url,
+        PUBLIC_BASE_URL="https://bot.example.com",
+        ADMIN_PASSWORD=PASSWORD,
     )
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.strip().splitlines()

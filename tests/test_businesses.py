@@ -34,11 +34,6 @@ def two(**overrides: Any) -> list[Any]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def app(backend: dict[str, Any], clock: Clock) -> Flask:
     return create_app(app_config(CATALOG=two(), CLOCK=clock, **backend))
 

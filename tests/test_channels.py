@@ -94,11 +94,6 @@ def walk(c: Customer, t: Translator) -> None:
 
 
 @pytest.fixture
-def fake() -> FakeTwilio:
-    return FakeTwilio()
-
-
-@pytest.fixture
 def content_app(backend: dict[str, Any], fake: FakeTwilio) -> Iterator[Flask]:
     app = create_app(content_config(fake, **backend))
     yield app

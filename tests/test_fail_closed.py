@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ from bot.errors import ConfigError
 
 from .conftest import TOKEN, app_config
 from .redis_server import RedisServer
-from .servers import ROOT
+from .servers import import_wsgi
 from .whatsapp import WhatsApp
 
 PUBLIC = "https://bot.example.com"
@@ -76,21 +73,12 @@ def test_unchecked_signatures_next_to_a_real_redis_stop_start_up(
 
 def test_flask_debug_in_the_environment_stops_a_real_deployment(redis_server: RedisServer, tmp_path: Path) -> None:
     """As gunicorn imports wsgi.py with ``FLASK_DEBUG=1`` left in the environment: one line, exit 1."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_VALIDATE_SIGNATURE")}
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=tmp_path,
-        env={
-            **environ,
-            "PYTHONPATH": str(ROOT),
-            "FLASK_DEBUG": "1",
-            "REDIS_URL": redis_server.url,
-            "TWILIO_AUTH_TOKEN": "start-up-token",
-            "PUBLIC_BASE_URL": PUBLIC,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = import_wsgi(
+        tmp_path,
+        drop=("TWILIO_VALIDATE_SIGNATURE",),
+        FLASK_DEBUG="1",
+        REDIS_URL=redis_server.url,
+        PUBLIC_BASE_URL=PUBLIC,
     )
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.strip().splitlines()  # one line, no traceback

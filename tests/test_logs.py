@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from bot.logs import JsonFormatter, PlainFormatter, choose_format
 from .bookings import book, cancel
 from .conftest import SECRET_KEY, TOKEN, app_config
 from .redis_server import RedisServer
-from .servers import ROOT
+from .servers import import_wsgi
 from .whatsapp import BASE_URL, WhatsApp
 
 PHONE = "+34600111222"
@@ -135,16 +132,8 @@ def test_auto_is_json_next_to_a_real_redis_outside_debug_and_testing() -> None:
 
 def start_up_lines(tmp_path: Path, **env: str) -> list[str]:
     """stderr of a process that builds the app the way wsgi.py does, as gunicorn would."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("LOG_FORMAT", "REDIS_URL")}
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=tmp_path,
-        env={**environ, "PYTHONPATH": str(ROOT), "TWILIO_AUTH_TOKEN": "start-up-token", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = import_wsgi(tmp_path, drop=("LOG_FORMAT", "REDIS_URL"), **env)
+    assert result.returncode == 0, result.stderr
     return result.stderr.splitlines()
 
 

@@ -22,11 +22,6 @@ ANA = "+34600111222"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def booked(redis_server: RedisServer, clock: Clock) -> Iterator[list[str]]:
     """Two of Ana's bookings, made on a number answering in plain text (what the test customer reads)."""
     redis.Redis.from_url(redis_server.url).flushdb()

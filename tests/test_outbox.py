@@ -48,31 +48,11 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def fake() -> FakeTwilio:
-    return FakeTwilio()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def app(redis_server: Any, fake: FakeTwilio, clock: Clock) -> Iterator[Flask]:
     redis.Redis.from_url(redis_server.url).flushdb()
     app = create_app(content_config(fake, REDIS_URL=redis_server.url, CLOCK=clock))
     yield app
     get_services(app).redis.close()
-
-
-@pytest.fixture
-def outbox(app: Flask) -> Outbox:
-    return get_services(app).outboxes["test"]
-
-
-@pytest.fixture
-def worker(app: Flask) -> Worker:
-    return synced_worker(app)
 
 
 def customer_writes(app: Flask, phone: str, text: str = "hi") -> None:

@@ -34,16 +34,6 @@ BOUND = 3_000
 
 
 @pytest.fixture
-def fake() -> FakeTwilio:
-    return FakeTwilio()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def app(backend: dict[str, Any], fake: FakeTwilio, clock: Clock) -> Iterator[Flask]:
     """Content API mode on the embedded fakeredis and on the real server (``backend``)."""
     app = create_app(content_config(fake, CLOCK=clock, **backend))
@@ -58,21 +48,6 @@ def real_app(redis_server: Any, fake: FakeTwilio, clock: Clock) -> Iterator[Flas
     app = create_app(content_config(fake, REDIS_URL=redis_server.url, CLOCK=clock))
     yield app
     get_services(app).redis.close()
-
-
-@pytest.fixture
-def db(app: Flask) -> redis.Redis:
-    return get_services(app).redis
-
-
-@pytest.fixture
-def outbox(app: Flask) -> Outbox:
-    return get_services(app).outboxes["test"]
-
-
-@pytest.fixture
-def worker(app: Flask) -> Worker:
-    return synced_worker(app)
 
 
 def callbacks(app: Flask, message: dict[str, str], *statuses: str) -> None:
