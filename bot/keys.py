@@ -134,6 +134,11 @@ class SharedKeys:
     def outbox_totals(self) -> str:
         return f"{self.prefix}:outbox-totals"
 
+    @property
+    def outbox_bell(self) -> str:
+        """Pub/sub channel (not a key): a business id is published on it when a message is queued."""
+        return f"{self.prefix}:outbox-bell"
+
 
 @dataclass(frozen=True)
 class LegacyKeys:
@@ -281,10 +286,10 @@ LAYOUT: tuple[KeyDoc, ...] = (
         f"{_B}:delivery:<+E164>",
         "hash",
         "7 days after the worker's last write; a finished record is pruned 2 days after it finished",
-        "outbox entry id → the worker's record (state, `at`, attempts, sid, reason); `acc:<id>` → MessageSid "
-        "Twilio accepted an entry still in flight as",
+        "outbox entry id → the worker's record (state, `at`, attempts, attempt `nonce`, sid, reason); `acc:<id>` → "
+        "MessageSid Twilio accepted an entry still in flight as",
     ),
-    KeyDoc(f"{_B}:lease:<+E164>", "string", "1 minute", "the worker sending this customer's messages"),
+    KeyDoc(f"{_B}:lease:<+E164>", "string", "20 seconds", "the worker sending this customer's messages"),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),

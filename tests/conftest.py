@@ -154,9 +154,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def fake() -> FakeTwilio:
-    """Twilio's side of the network edge: the Content API and Messages the app calls."""
-    return FakeTwilio()
+def fake(clock: Clock) -> FakeTwilio:
+    """Twilio's side of the network edge: the Content API and Messages the app calls (on the test's clock)."""
+    return FakeTwilio(clock=clock)
 
 
 @pytest.fixture

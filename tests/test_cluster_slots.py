@@ -30,7 +30,7 @@ from .content_phone import ContentCustomer, content_config, synced_worker
 from .redis_server import RedisServer
 from .test_outbox import status_callback
 from .test_upgrade import release_1_keys
-from .twilio_fake import FakeTwilio
+from .twilio_fake import TOO_MANY, FakeTwilio
 from .whatsapp import WhatsApp
 
 OWNER_PASSWORD = "owner-secret"
@@ -106,6 +106,12 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     bea.pick(bea.send("hi"), "Book")
     message = fake.accepted[-1]
     assert status_callback(content, message["StatusCallback"], message["sid"], "delivered") == 204
+    get_services(content).outboxes["test"].enqueue_text("+34600333444", "A notice from the salon")
+    fake.plan.append(TOO_MANY)  # a retry written down
+    assert synced_worker(content).run_once() == 0
+    on_redis_time = create_app(content_config(fake, REDIS_URL=server.url, CLOCK=clock, OUTBOX_CLOCK=None))
+    apps.append(on_redis_time)
+    get_services(on_redis_time).outboxes["test"].clock()  # the outbox reads the server's clock
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
     release_1_keys(get_services(content).redis)  # something for the upgrade to move
     assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0

@@ -19,7 +19,7 @@ from flask import Flask
 
 from bot import create_app, get_services
 from bot.outbox import FINISHED_KEEP, Outbox, epoch_ms
-from bot.outbox.worker import SEND_GRACE, Worker
+from bot.outbox.worker import LOOKUP_UNANSWERED, Worker
 
 from .conftest import NOW, Clock
 from .content_phone import content_config, synced_worker
@@ -132,8 +132,8 @@ def test_a_message_appended_as_the_worker_drains_is_never_lost(
             a_tap_arrives()  # the worker has just seen an empty stream
         return found
 
-    def settled(phone: str) -> bool:
-        deleted = settle(phone)
+    def settled(phone: str, **options: Any) -> bool:
+        deleted = settle(phone, **options)
         if deleted and moment == "after the delete":
             a_tap_arrives()  # the stream is gone: the webhook makes a new one
         return deleted
@@ -211,7 +211,7 @@ def test_records_are_pruned_after_they_finished_and_late_callbacks_change_nothin
         synced_worker(app, after_send=crash_after_send).run_once()
     db.delete(outbox.keys.lease(ANA))  # the dead worker's lease lapses
     recovered = synced_worker(app)
-    clock.advance(seconds=SEND_GRACE.total_seconds() - 1)
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds() - 1)
     assert recovered.run_once() == 0 and len(fake.sends()) == 2  # still waiting for the callback
     thursday = next(entry for entry, record in outbox.delivery(ANA).items() if record["state"] == "sending")
     second = fake.accepted[-1]
@@ -234,7 +234,7 @@ def test_pruning_spares_records_of_entries_still_in_flight(app: Flask, db: redis
     now = epoch_ms(outbox.clock())
     old, recent = now - epoch_ms_of(FINISHED_KEEP) - 1, now - epoch_ms_of(FINISHED_KEEP) + 60_000
     stuck = outbox.enqueue_text(ANA, "interrupted days ago")
-    outbox.write_record(ANA, stuck, {"state": "sending", "at": old, "attempts": 1})
+    outbox.write_record(ANA, stuck, {"state": "sending", "at": old, "attempts": 1, "nonce": "0badcafe"})
     backing_off = outbox.enqueue_text(BOB, "waiting out an outage")
     records = {
         "1-0": {"state": "sent", "at": old, "attempts": 1, "sid": "SM" + "1" * 32},
@@ -244,12 +244,13 @@ def test_pruning_spares_records_of_entries_still_in_flight(app: Flask, db: redis
     for entry, record in records.items():
         outbox.write_record(ANA, entry, record)
     db.hset(outbox.keys.delivery(ANA), mapping={"acc:1-0": "SM" + "1" * 32, "acc:9-0": "SM" + "9" * 32})
-    outbox.record_status("SM" + "5" * 32, "sent", "", phone=ANA, entry_id=stuck)  # its proof arrives
+    outbox.record_status("SM" + "5" * 32, "sent", "", phone=ANA, entry_id=stuck, nonce="0badcafe")  # its proof
     done = outbox.enqueue_text(ANA, "finished now")
     outbox.finish(ANA, done, {"state": "sent", "at": now, "attempts": 1, "sid": "SM" + "7" * 32})
 
     assert set(db.hkeys(outbox.keys.delivery(ANA))) == {stuck, f"acc:{stuck}", "3-0", done}
-    assert outbox.record(ANA, stuck)[:2] == ({"state": "sending", "at": old, "attempts": 1}, "SM" + "5" * 32)
+    in_flight = {"state": "sending", "at": old, "attempts": 1, "nonce": "0badcafe"}
+    assert outbox.record(ANA, stuck)[:2] == (in_flight, "SM" + "5" * 32)
     outbox.write_record(BOB, backing_off, {"state": "retry", "at": old, "attempts": 9})
     outbox.finish(BOB, "1-0", {"state": "failed", "at": now, "attempts": 1})  # an entry of another stream
     assert outbox.delivery(BOB)[backing_off]["state"] == "retry"

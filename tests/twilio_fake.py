@@ -11,7 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +33,11 @@ MESSAGE_FIELDS = {"To", "From", "MessagingServiceSid", "ContentSid", "ContentVar
 OK, TOO_MANY, SERVER_ERROR, OUTSIDE_WINDOW, BAD_NUMBER = "ok", 429, 500, 63016, 21211
 #: no connection (never reached Twilio); no answer (Twilio did not take it); answer lost (Twilio took it)
 CONNECT_TIMEOUT, TIMEOUT, ANSWER_LOST = "connect-timeout", "timeout", "answer-lost"
+#: Twilio created the message and then answered 500; answered 201 with a body cut short;
+#: WhatsApp's rate limit, answered at once (400, code 63018)
+PROCESSED_THEN_500, UNREADABLE, RATE_LIMITED = "processed-then-500", "unreadable", 63018
+#: 429 asking for 30 s (``Retry-After``); an RFC 9457 problem (twilio raises TwilioServiceException)
+TOO_MANY_WAIT_30, PROBLEM_503 = "429-retry-after-30", "problem-503"
 
 
 class Surprise(AssertionError):
@@ -57,6 +65,8 @@ class FakeTwilio(HttpClient):
     contents: dict[str, dict[str, Any]] = field(default_factory=dict)
     surprises: list[str] = field(default_factory=list)
     page_size: int = 4
+    #: the clock Twilio stamps ``date_created`` with (the test's, so lookups agree with it)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _sids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -81,6 +91,8 @@ class FakeTwilio(HttpClient):
         base = f"{parts.scheme}://{parts.netloc}{parts.path}"
         if method == "POST" and base == MESSAGES_URL:
             record.answer = self._message(dict(data or {}))
+        elif method == "GET" and base == MESSAGES_URL:
+            record.answer = self._message_page({**parse_qs(parts.query), **record.params})
         elif method == "GET" and base == CONTENT_URL:
             record.answer = self._content_page({**parse_qs(parts.query), **record.params})
         elif method == "POST" and base == CONTENT_URL:
@@ -89,6 +101,7 @@ class FakeTwilio(HttpClient):
             return self._surprise(f"{method} {url}")
         if isinstance(record.answer, BaseException):
             raise record.answer
+        self.last_response = record.answer
         return record.answer
 
     # --- answers ---------------------------------------------------------------------
@@ -117,19 +130,57 @@ class FakeTwilio(HttpClient):
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
         if answer == TOO_MANY:
             return error_response(429, 20429, "Too Many Requests")
+        if answer == TOO_MANY_WAIT_30:
+            return error_response(429, 20429, "Too Many Requests", headers={"Retry-After": "30"})
+        if answer == PROBLEM_503:
+            problem = {"type": "https://www.twilio.com/docs/errors/20503", "title": "Service Unavailable"}
+            return Response(
+                503, json.dumps({**problem, "status": 503, "code": 20503}), {"Content-Type": "application/problem+json"}
+            )
         if answer == SERVER_ERROR:
             return error_response(500, 20500, "Internal Server Error")
         if answer == OUTSIDE_WINDOW:
             return error_response(
                 400, 63016, "Failed to send freeform message because you are outside the allowed window."
             )
+        if answer == RATE_LIMITED:
+            return error_response(400, 63018, "Rate limit exceeded for the WhatsApp sender")
         if answer == BAD_NUMBER:
             return error_response(400, 21211, "The 'To' number is not a valid phone number.")
         sid = "SM" + f"{next(self._sids):032x}"
-        self.accepted.append({**form, "sid": sid})
+        self.accepted.append({**form, "sid": sid, "created": format_datetime(self.clock(), usegmt=True)})
         if answer == ANSWER_LOST:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
-        return _json(201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": ACCOUNT_SID})
+        if answer == PROCESSED_THEN_500:
+            return error_response(500, 20500, "Internal Server Error")
+        if answer == UNREADABLE:
+            return Response(201, '{"sid": "SM', headers={"Content-Type": "application/json"})
+        return _json(201, self._resource(self.accepted[-1]))
+
+    def _resource(self, message: dict[str, str]) -> dict[str, Any]:
+        """A Message resource as Twilio shows it."""
+        return {
+            "sid": message["sid"],
+            "account_sid": ACCOUNT_SID,
+            "status": "queued",
+            "to": message["To"],
+            "from": message.get("From"),
+            "messaging_service_sid": message.get("MessagingServiceSid"),
+            "body": message.get("Body", ""),
+            "date_created": message["created"],
+        }
+
+    def _message_page(self, query: dict[str, Any]) -> Response:
+        """The Messages list, newest first, filtered by ``To`` (one page: the bot reads one)."""
+        def one(name: str) -> str:
+            value = query.get(name, "")
+            return str(value[0] if isinstance(value, list) else value)
+
+        if set(query) - {"To", "PageSize"}:
+            return self._surprise(f"message list with {sorted(query)}")
+        size = int(one("PageSize") or 50)
+        listed = [self._resource(m) for m in reversed(self.accepted) if m["To"] == one("To")][:size]
+        return _json(200, {"messages": listed, "page": 0, "page_size": size, "next_page_uri": None, "uri": "/list"})
 
     def _content_page(self, query: dict[str, Any]) -> Response:
         token = query.get("PageToken", ["0"])
@@ -160,13 +211,19 @@ class FakeTwilio(HttpClient):
 
     # --- for assertions --------------------------------------------------------------
     def sends(self) -> list[Recorded]:
-        return [r for r in self.requests if r.url == MESSAGES_URL]
+        return [r for r in self.requests if r.method == "POST" and r.url == MESSAGES_URL]
+
+    def lookups(self) -> list[Recorded]:
+        """Messages list requests (the worker looking an uncertain send up)."""
+        return [r for r in self.requests if r.method == "GET" and r.url.startswith(MESSAGES_URL)]
 
 
 def _json(status: int, payload: dict[str, Any]) -> Response:
     return Response(status, json.dumps(payload), headers={"Content-Type": "application/json"})
 
 
-def error_response(status: int, code: int, message: str) -> Response:
+def error_response(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
     more = f"https://www.twilio.com/docs/errors/{code}"
-    return _json(status, {"code": code, "message": message, "more_info": more, "status": status})
+    answer = _json(status, {"code": code, "message": message, "more_info": more, "status": status})
+    answer.headers.update(headers or {})
+    return answer

@@ -8,11 +8,18 @@ Keys (:class:`bot.keys.BusinessKeys`, all under the business's hash tag)::
     delivery:<+E164>   hash, per entry id: the worker's record (JSON); ``acc:<id>``: the MessageSid
                        Twilio accepted an entry still in flight as
     lease:<+E164>      string, the worker currently sending this customer's messages
-    due                zset, phone → epoch ms when its head message is due (the doorbell)
+    due                zset, phone → epoch ms when its head message is due (the doorbell); a
+                       worker that claims a phone moves it to the end of its lease
     status:<MessageSid>   hash, delivery status reported by Twilio's status callback
 
 The webhook's apply script appends the reply to the stream, rings the doorbell and stamps the
 window in the same atomic step as the session write: one slot, so nothing is lost between them.
+It also publishes the business's id on the bell channel (:attr:`bot.keys.SharedKeys.outbox_bell`),
+which wakes the workers at once; a bell nobody heard is found by the workers' timed poll.
+
+**One clock.** Every time the outbox stamps or compares (the doorbell, the 24-hour window,
+backoffs, graces) is the Redis server's (:class:`bot.outbox.clock.RedisClock`, ``TIME`` in the
+scripts), so app hosts and worker hosts whose clocks disagree still agree on what is due.
 The worker's sweep (``SCAN`` of a business's outbox streams, at start-up and every few minutes,
 never on the request path) rings the doorbell of any stream left behind, and deletes one found
 empty (as earlier releases left them).
@@ -43,6 +50,7 @@ from typing import Any, cast
 import redis
 
 from ..keys import BusinessKeys
+from .clock import RedisClock
 
 #: how long statuses are kept, and a delivery hash after the worker last wrote to it
 RECORD_TTL_MS = 7 * 86_400 * 1000
@@ -79,21 +87,71 @@ return 1
 
 _FINISHED_LUA = "local finished = {" + ", ".join(f"{state}=true" for state in FINISHED) + "}\n"
 
-# A status callback naming its entry proves Twilio accepted it: written down only while the entry
-# is in flight (its record exists and is not finished), so a late callback of a finished or pruned
-# entry adds nothing; then the phone, if still waiting, is made due now (sooner, never later; a
-# drained phone is not rung again). KEYS[1] delivery hash, [2] doorbell; ARGV[1] entry id,
-# [2] MessageSid, [3] phone, [4] now (epoch ms).
+# Now in epoch ms: the time given (the app's clock, in tests), or the server's own when '' is given.
+_NOW_LUA = """
+local function now_ms(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# A status callback naming its entry and the attempt's nonce proves Twilio accepted it: written
+# down only while the entry is in flight (its record exists, is not finished and carries that
+# nonce), so a callback naming another customer's entry, an older attempt or a finished entry adds
+# nothing. Then the phone, if still waiting, is made due now (sooner, never later; a drained phone
+# is not rung again), and the lease is dropped: a worker that died mid-send no longer keeps the
+# customer waiting, and a live one finds its lease gone at its next message and stops (the proven
+# entry is finished by whoever comes first, with the same sid). KEYS[1] delivery hash, [2] doorbell,
+# [3] lease; ARGV[1] entry id, [2] MessageSid, [3] phone, [4] nonce, [5] now. Returns 1 when it proved.
 _PROVE = (
     _FINISHED_LUA
+    + _NOW_LUA
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local ok, record = pcall(cjson.decode, raw)
-if not ok or type(record) ~= 'table' or finished[record.state] then return 0 end
+if not ok or type(record) ~= 'table' or finished[record.state] or record.nonce ~= ARGV[4] then return 0 end
 redis.call('HSETNX', KEYS[1], 'acc:' .. ARGV[1], ARGV[2])
+local now = now_ms(ARGV[5])
 local due = redis.call('ZSCORE', KEYS[2], ARGV[3])
-if due and tonumber(due) > tonumber(ARGV[4]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+if due and tonumber(due) > now then redis.call('ZADD', KEYS[2], now, ARGV[3]) end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+)
+
+# A worker claims up to ARGV[2] phones due by ARGV[1]: each moves to the end of the claim (ARGV[3]
+# ms later), so no other worker claims it meanwhile; a worker that dies leaves it due again then.
+# Returns the phones, then the earliest score left ('' when none). KEYS[1] doorbell.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local hold = tonumber(ARGV[1]) + tonumber(ARGV[3])
+for _, phone in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', hold, phone) end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+due[#due + 1] = first[2] or ''
+return due
+"""
+
+# Before each send: the lease is still ours (extended) and the attempt is written down, in one
+# step, so a worker whose lease lapsed never sends. KEYS[1] lease, [2] delivery hash; ARGV[1] token,
+# [2] lease ms, [3] entry id, [4] record (JSON), [5] the hash's expiry (ms).
+_BEGIN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+# A message queued outside a tap (a notice): the phone made due (keeping an earlier time, e.g. a
+# backoff) and the workers woken. KEYS[1] doorbell; ARGV[1] phone, [2] bell channel, [3] business,
+# [4] now.
+_RING = (
+    _NOW_LUA
+    + """
+redis.call('ZADD', KEYS[1], 'NX', now_ms(ARGV[4]), ARGV[1])
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 1
 """
 )
@@ -141,20 +199,20 @@ return pruned
 
 # A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
 # worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
-# rung if it was not (as the sweep needs). KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
+# rung if it was not (as the sweep needs), or, by the worker holding the phone (ARGV[3] = '1'),
+# moved from the end of its claim to now. KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
 _SETTLE = """
 if redis.call('XLEN', KEYS[1]) > 0 then
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  if ARGV[3] == '1' then
+    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  end
   return 0
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
 """
 
 _RELEASE = """
@@ -177,18 +235,35 @@ def in_window(seen_ms: int | None, now_ms: int) -> bool:
 
 
 class Outbox:
-    """One business's outbox: enqueueing, the worker's bookkeeping, and delivery statuses."""
+    """One business's outbox: enqueueing, the worker's bookkeeping, and delivery statuses.
 
-    def __init__(self, client: redis.Redis, keys: BusinessKeys, *, clock: Callable[[], datetime]) -> None:
+    ``clock``: the app's clock in tests; None (production) for the Redis server's clock: the
+    scripts then read ``TIME`` themselves and Python reads :class:`RedisClock`."""
+
+    def __init__(
+        self, client: redis.Redis, keys: BusinessKeys, *, clock: Callable[[], datetime] | None, bell: str = ""
+    ) -> None:
         self.client = client
         self.keys = keys
-        self.clock = clock
+        self.redis_time = clock is None
+        self.clock: Callable[[], datetime] = clock or RedisClock(client, keys.due)
+        #: the pub/sub channel that wakes the workers ('' for none)
+        self.bell = bell
         self._status = client.register_script(_STATUS)
         self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
         self._prove = client.register_script(_PROVE)
         self._finish = client.register_script(_FINISH)
         self._settle = client.register_script(_SETTLE)
+        self._claim = client.register_script(_CLAIM)
+        self._begin = client.register_script(_BEGIN)
+        self._ring = client.register_script(_RING)
+
+    def now_ms(self) -> int:
+        return epoch_ms(self.clock())
+
+    def _now_arg(self) -> str:
+        """Now for a script: '' lets it read the server's own clock (exact, no offset)."""
+        return "" if self.redis_time else str(self.now_ms())
 
     # --- producers -------------------------------------------------------------------
     @property
@@ -206,9 +281,9 @@ class Outbox:
         self.ring(phone)
         return str(entry_id)
 
-    def ring(self, phone: str, client: Any = None) -> None:
-        """Tell the worker ``phone`` has messages (keeps an earlier due time, e.g. a backoff)."""
-        (client or self.client).zadd(self.keys.due, {phone: epoch_ms(self.clock())}, nx=True)
+    def ring(self, phone: str) -> None:
+        """Tell the workers ``phone`` has messages (keeps an earlier due time, e.g. a backoff)."""
+        self._ring(keys=[self.keys.due], args=[phone, self.bell, self.business, self._now_arg()])
 
     # --- gauges ----------------------------------------------------------------------
     def depth(self) -> int:
@@ -223,6 +298,12 @@ class Outbox:
     def due_phones(self, now_ms: int, limit: int = 50) -> list[str]:
         return cast(list[str], self.client.zrangebyscore(self.keys.due, "-inf", now_ms, start=0, num=limit))
 
+    def claim(self, now_ms: int, limit: int, hold_ms: int) -> tuple[list[str], int | None]:
+        """Up to ``limit`` phones due by ``now_ms``, each held for ``hold_ms`` (no other worker claims
+        it meanwhile), and the earliest due time left (None when nothing waits)."""
+        *phones, first = cast(list[str], self._claim(keys=[self.keys.due], args=[now_ms, limit, hold_ms]))
+        return phones, (int(float(first)) if first != "" else None)
+
     def next_due_ms(self) -> int | None:
         first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
@@ -230,25 +311,28 @@ class Outbox:
     def defer(self, phone: str, at_ms: int) -> None:
         self.client.zadd(self.keys.due, {phone: at_ms})
 
-    def settle(self, phone: str) -> bool:
+    def settle(self, phone: str, *, held: bool = False) -> bool:
         """Delete a drained phone's stream and drop its doorbell, unless a message arrived meanwhile.
 
         One script: a webhook that appends and rings between our last read and this finds its
-        entry kept and the phone still due; one that appends after it makes a new stream and
-        rings again. True when the stream was empty (and is now gone).
+        entry kept and the phone due now (``held``: we hold it, so its doorbell is moved from the
+        end of our claim); one that appends after it makes a new stream and rings again. True when
+        the stream was empty (and is now gone).
         """
         keys = [self.keys.outbox(phone), self.keys.due]
-        return bool(self._settle(keys=keys, args=[phone, epoch_ms(self.clock())]))
+        return bool(self._settle(keys=keys, args=[phone, self.now_ms(), "1" if held else "0"]))
 
     def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
         return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
 
-    def renew(self, phone: str, token: str, lease_ms: int) -> bool:
-        """Extend our lease; False when it lapsed meanwhile (another worker may hold it now)."""
-        return bool(self._renew(keys=[self.keys.lease(phone)], args=[token, lease_ms]))
-
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
+
+    def begin(self, phone: str, token: str, lease_ms: int, entry_id: str, record: dict[str, Any]) -> bool:
+        """Write down an attempt about to be sent, if the lease is still ours (and extend it)."""
+        keys = [self.keys.lease(phone), self.keys.delivery(phone)]
+        args: list[str | int] = [token, lease_ms, entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS]
+        return bool(self._begin(keys=keys, args=args))
 
     def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
         """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
@@ -279,6 +363,21 @@ class Outbox:
         if record.get("state") in FINISHED:
             record, accepted = {}, None
         return record, accepted, (int(seen) if seen else None)
+
+    def known_sids(self, phone: str) -> set[str]:
+        """Every MessageSid the records of ``phone`` name (a lookup at Twilio must not take one of
+        them for the message it looks for)."""
+        raw = cast(dict[str, str], self.client.hgetall(self.keys.delivery(phone)))
+        sids = {value for name, value in raw.items() if name.startswith("acc:")}
+        for name, value in raw.items():
+            if not name.startswith("acc:"):
+                try:
+                    sid = json.loads(value).get("sid")
+                except (ValueError, AttributeError):
+                    continue
+                if sid:
+                    sids.add(str(sid))
+        return sids
 
     def write_record(self, phone: str, entry_id: str, record: dict[str, Any]) -> None:
         key = self.keys.delivery(phone)
@@ -313,24 +412,32 @@ class Outbox:
 
     # --- the status callback ---------------------------------------------------------
     def record_status(
-        self, message_sid: str, status: str, error_code: str, *, phone: str | None, entry_id: str | None
+        self,
+        message_sid: str,
+        status: str,
+        error_code: str,
+        *,
+        phone: str | None,
+        entry_id: str | None,
+        nonce: str = "",
     ) -> bool:
         """Store a delivery status unless a later one is already known; True when it changed.
 
-        A callback naming its outbox entry also proves Twilio accepted that entry, which a
-        worker that died before writing down the MessageSid needs to know (see the worker): it
-        is written down while the entry is in flight, and the phone made due now. A callback of
-        a finished or pruned entry (``delivered`` and ``read`` come later) leaves the delivery
-        hash as it is, expiry included.
+        A callback naming its outbox entry and that attempt's nonce also proves Twilio accepted
+        the entry, which a worker that died before writing down the MessageSid needs to know (see
+        the worker): it is written down while that attempt is in flight, the phone made due now
+        and its lease dropped. A callback of a finished or pruned entry (``delivered`` and
+        ``read`` come later), of another attempt or naming another customer's entry leaves the
+        delivery hash as it is, expiry included.
         """
-        if phone and entry_id:
+        if phone and entry_id and nonce:
             self._prove(
-                keys=[self.keys.delivery(phone), self.keys.due],
-                args=[entry_id, message_sid, phone, epoch_ms(self.clock())],
+                keys=[self.keys.delivery(phone), self.keys.due, self.keys.lease(phone)],
+                args=[entry_id, message_sid, phone, nonce, self._now_arg()],
             )
         changed = self._status(
             keys=[self.keys.status(message_sid)],
-            args=[status, error_code, epoch_ms(self.clock()), RECORD_TTL_MS, json.dumps(STATUS_RANK)],
+            args=[status, error_code, self.now_ms(), RECORD_TTL_MS, json.dumps(STATUS_RANK)],
         )
         return bool(changed)
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
 PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+NONCE = re.compile(r"[0-9a-f]{8}")
 
 
 def _plain(status: int, reason: str) -> Response:
@@ -41,8 +42,16 @@ def delivery_status() -> Response:
     if not MESSAGE_SID.fullmatch(sid) or status not in STATUS_RANK:
         services.stats.incr("status.malformed")
         return _plain(400, "MessageSid or MessageStatus missing or unknown")
-    phone, entry = request.args.get("to", ""), request.args.get("entry", "")
-    named = bool(PHONE.fullmatch(phone) and ENTRY_ID.fullmatch(entry))
+    phone, entry, nonce = request.args.get("to", ""), request.args.get("entry", ""), request.args.get("n", "")
+    # the entry it names counts only for the customer Twilio says it went to, and only with the
+    # nonce of the attempt (a callback URL of one message cannot speak for another's)
+    to = request.form.get("To", "")
+    named = bool(
+        PHONE.fullmatch(phone)
+        and ENTRY_ID.fullmatch(entry)
+        and NONCE.fullmatch(nonce)
+        and (not to or to.removeprefix("whatsapp:") == phone)
+    )
     shop = services.directory.get(request.args.get("b", "")) or services.directory.only
     if shop is None or shop.id not in services.outboxes:
         services.stats.incr("status.malformed")
@@ -54,6 +63,7 @@ def delivery_status() -> Response:
             request.form.get("ErrorCode", "")[:10],
             phone=phone if named else None,
             entry_id=entry if named else None,
+            nonce=nonce if named else "",
         )
     except redis.RedisError as exc:
         log.warning("status callback for %s: redis error: %s", sid, exc)
