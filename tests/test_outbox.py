@@ -117,7 +117,8 @@ def test_a_passing_failure_is_retried_with_backoff(
     assert len(fake.sends()) == 2
     clock.advance(seconds=0.1)
     assert worker.run_once() == 1
-    assert len(fake.accepted) == 1 and outbox.delivery(ANA)[entry] | {"at": 0} == {
+    assert len(fake.accepted) == 1 and outbox.delivery(ANA)[entry] | {"at": 0, "m": ""} == {
+        "m": "",
         "state": "sent",
         "sid": fake.accepted[0]["sid"],
         "attempts": 3,

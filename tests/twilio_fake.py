@@ -65,6 +65,10 @@ class FakeTwilio(HttpClient):
     contents: dict[str, dict[str, Any]] = field(default_factory=dict)
     surprises: list[str] = field(default_factory=list)
     page_size: int = 4
+    #: planned answers for the next Messages list requests (then the list)
+    list_plan: deque[Any] = field(default_factory=deque)
+    #: called with each message send's form before it is answered (may block, or raise)
+    before_send: Callable[[dict[str, Any]], None] | None = None
     #: the clock Twilio stamps ``date_created`` with (the test's, so lookups agree with it)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _sids: Any = field(default_factory=lambda: itertools.count(1))
@@ -123,6 +127,8 @@ class FakeTwilio(HttpClient):
             variables = form["ContentVariables"]
             if not isinstance(variables, str) or not isinstance(json.loads(variables), dict):
                 return error_response(400, 21656, "The Content Variables parameter is invalid")
+        if self.before_send is not None:
+            self.before_send(form)
         answer = self.plan.popleft() if self.plan else OK
         if answer == CONNECT_TIMEOUT:
             return requests.exceptions.ConnectTimeout("HTTPSConnectionPool(host='api.twilio.com'): connect timeout")
@@ -172,12 +178,15 @@ class FakeTwilio(HttpClient):
 
     def _message_page(self, query: dict[str, Any]) -> Response:
         """The Messages list, newest first, filtered by ``To`` (one page: the bot reads one)."""
+
         def one(name: str) -> str:
             value = query.get(name, "")
             return str(value[0] if isinstance(value, list) else value)
 
         if set(query) - {"To", "PageSize"}:
             return self._surprise(f"message list with {sorted(query)}")
+        if self.list_plan and self.list_plan.popleft() == SERVER_ERROR:
+            return error_response(500, 20500, "Internal Server Error")
         size = int(one("PageSize") or 50)
         listed = [self._resource(m) for m in reversed(self.accepted) if m["To"] == one("To")][:size]
         return _json(200, {"messages": listed, "page": 0, "page_size": size, "next_page_uri": None, "uri": "/list"})

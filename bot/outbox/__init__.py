@@ -61,6 +61,13 @@ FINISHED_KEEP = timedelta(days=2)
 #: the states of a finished record (its entry is no longer in the stream)
 FINISHED = ("sent", "failed", "undeliverable")
 
+#: a sent record keeps its message this long (or until Twilio reports it delivered), so a failure
+#: Twilio reports after accepting it can be sent again
+RESEND_WITHIN = timedelta(minutes=15)
+
+#: how many times a message Twilio failed after accepting is queued again
+MAX_REQUEUES = 3
+
 #: status callback values, ranked so a late callback never moves a message backwards
 STATUS_RANK = {
     "accepted": 0,
@@ -158,9 +165,10 @@ return 1
 
 # An entry's outcome, written and the entry removed from the stream in one step; its acc: proof
 # goes (the record holds the sid), and so do the customer's records finished before ARGV[4] with
-# their proofs, and proofs whose record is gone. Records in flight stay, however old.
+# their proofs, and proofs whose record is gone; records finished before ARGV[5] lose the message
+# they kept for a resend. Records in flight stay, however old.
 # KEYS[1] delivery hash, [2] stream; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
-# [4] the cutoff (epoch ms). Returns the number of records pruned.
+# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms). Returns the number of records pruned.
 _FINISH = (
     _FINISHED_LUA
     + """
@@ -181,6 +189,9 @@ for i = 1, #fields, 2 do
       if tonumber(record.at) and tonumber(record.at) < cutoff then
         dead[#dead + 1] = name
         pruned = pruned + 1
+      elseif record.m and tonumber(record.at) and tonumber(record.at) < tonumber(ARGV[5]) then
+        record.m = nil
+        redis.call('HSET', KEYS[1], name, cjson.encode(record))
       end
     else
       live[name] = true
@@ -196,6 +207,69 @@ end
 return pruned
 """
 )
+
+# What Twilio reported about an entry it accepted (the record is ``sent`` with that very sid):
+# delivered or read, and the message kept for a resend goes; failed or undelivered, and the entry is
+# queued again (due after ARGV[7] ms, the workers woken) when the failure passes (ARGV[5] = '1'),
+# the record still has its message, it was queued again fewer than ARGV[11] times, and it is still
+# the customer's newest (nothing waiting, nothing sent after it); else it is marked failed, why
+# with it. KEYS[1] delivery hash, [2] stream, [3] doorbell; ARGV[1] entry id, [2] MessageSid,
+# [3] status, [4] error code, [5] passing, [6] now, [7] delay, [8] bell, [9] business, [10] phone,
+# [11] most requeues, [12] hash expiry. Returns 'unknown', 'delivered', 'requeued', 'superseded'
+# or 'gave-up'.
+_FATE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'unknown' end
+local ok, record = pcall(cjson.decode, raw)
+if not ok or type(record) ~= 'table' or record.state ~= 'sent' or record.sid ~= ARGV[2] then return 'unknown' end
+if ARGV[3] == 'delivered' or ARGV[3] == 'read' then
+  if record.m then
+    record.m = nil
+    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+  end
+  return 'delivered'
+end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+local function later(a, b)
+  local am, as = parts(a)
+  local bm, bs = parts(b)
+  return am > bm or (am == bm and as > bs)
+end
+local why = 'Twilio reported it ' .. ARGV[3] .. ' (' .. ARGV[4] .. ') after accepting it'
+local message = record.m and cjson.decode(record.m)
+local outcome = 'gave-up'
+if ARGV[5] == '1' and message and (tonumber(message.requeued) or 0) < tonumber(ARGV[11]) then
+  outcome = 'requeued'
+  if redis.call('XLEN', KEYS[2]) > 0 then outcome = 'superseded' end
+  local fields = redis.call('HGETALL', KEYS[1])
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if string.sub(name, 1, 4) ~= 'acc:' and later(name, ARGV[1]) then
+      local ok2, other = pcall(cjson.decode, fields[i + 1])
+      if ok2 and type(other) == 'table' and other.state == 'sent' then outcome = 'superseded' end
+    end
+  end
+end
+record.m = nil
+record.state = 'failed'
+if outcome == 'requeued' then
+  message.requeued = (tonumber(message.requeued) or 0) + 1
+  local id = redis.call('XADD', KEYS[2], '*', 'm', cjson.encode(message))
+  record.reason = why .. '; queued again as ' .. id
+  redis.call('ZADD', KEYS[3], 'NX', tonumber(ARGV[6]) + tonumber(ARGV[7]), ARGV[10])
+  if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
+elseif outcome == 'superseded' then
+  record.reason = why .. '; a newer message to the customer superseded it'
+else
+  record.reason = why
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+redis.call('PEXPIRE', KEYS[1], ARGV[12])
+return outcome
+"""
 
 # A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
 # worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
@@ -256,6 +330,7 @@ class Outbox:
         self._settle = client.register_script(_SETTLE)
         self._claim = client.register_script(_CLAIM)
         self._begin = client.register_script(_BEGIN)
+        self._fate = client.register_script(_FATE)
         self._ring = client.register_script(_RING)
 
     def now_ms(self) -> int:
@@ -389,9 +464,10 @@ class Outbox:
     def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> int:
         """Record the entry's outcome and remove it from the stream, atomically (one slot), pruning
         the phone's records finished more than :data:`FINISHED_KEEP` ago; the number pruned."""
-        cutoff = epoch_ms(self.clock() - FINISHED_KEEP)
+        now = self.clock()
+        cutoff, resend_cutoff = epoch_ms(now - FINISHED_KEEP), epoch_ms(now - RESEND_WITHIN)
         keys = [self.keys.delivery(phone), self.keys.outbox(phone)]
-        args: list[str | int] = [entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS, cutoff]
+        args: list[str | int] = [entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS, cutoff, resend_cutoff]
         return int(self._finish(keys=keys, args=args))
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
@@ -440,6 +516,28 @@ class Outbox:
             args=[status, error_code, self.now_ms(), RECORD_TTL_MS, json.dumps(STATUS_RANK)],
         )
         return bool(changed)
+
+    def fate(
+        self, phone: str, entry_id: str, message_sid: str, status: str, error_code: str, *, passing: bool, delay_ms: int
+    ) -> str:
+        """Act on what Twilio reported about an entry it accepted (see ``_FATE``): 'unknown' (not
+        this entry's message, or not sent by us), 'delivered', 'requeued', 'superseded' or 'gave-up'."""
+        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.due]
+        args: list[str | int] = [
+            entry_id,
+            message_sid,
+            status,
+            error_code or "-",
+            "1" if passing else "0",
+            self.now_ms(),
+            delay_ms,
+            self.bell,
+            self.business,
+            phone,
+            MAX_REQUEUES,
+            RECORD_TTL_MS,
+        ]
+        return str(self._fate(keys=keys, args=args))
 
     def status(self, message_sid: str) -> dict[str, str]:
         return cast(dict[str, str], self.client.hgetall(self.keys.status(message_sid)))

@@ -42,6 +42,7 @@ message it created by the time we look. Nothing is ever dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import signal
@@ -202,14 +203,14 @@ class Worker:
         record, accepted, seen = outbox.record(phone, entry_id)
         attempts = int(record.get("attempts", 0))
         if accepted:
-            self._finish(outbox, phone, entry_id, "sent", attempts, sid=accepted)
+            self._finish(outbox, phone, entry_id, "sent", attempts, sid=accepted, message=message)
             return None
         since = record.get("since")
         if record.get("state") in IN_FLIGHT_STATES:
             wait_until = self._settle_uncertain(outbox, phone, entry_id, message, record, now)
             if isinstance(wait_until, Found):
                 self.stats.incr("outbox.found")
-                self._finish(outbox, phone, entry_id, "sent", attempts, sid=wait_until.sid)
+                self._finish(outbox, phone, entry_id, "sent", attempts, sid=wait_until.sid, message=message)
                 return None
             if wait_until is not None:
                 return wait_until
@@ -249,7 +250,7 @@ class Worker:
             self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc))
             return None
         self.after_send(phone, sid)
-        self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid)
+        self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid, message=message)
         return None
 
     def _settle_uncertain(
@@ -295,11 +296,22 @@ class Worker:
         outbox.write_record(phone, entry_id, {**record, **changes})
 
     def _finish(
-        self, outbox: Outbox, phone: str, entry_id: str, state: str, attempts: int, *, sid: str = "", reason: str = ""
+        self,
+        outbox: Outbox,
+        phone: str,
+        entry_id: str,
+        state: str,
+        attempts: int,
+        *,
+        sid: str = "",
+        reason: str = "",
+        message: dict[str, Any] | None = None,
     ) -> None:
         record: dict[str, Any] = {"state": state, "at": outbox.now_ms(), "attempts": attempts}
         if sid:
             record["sid"] = sid
+        if message is not None:  # kept a while: Twilio may still report it failed (then it is sent again)
+            record["m"] = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         if reason:
             record["reason"] = reason
             log.warning("outbox %s for %s %s: %s", entry_id, mask_phone(phone), state, reason)
@@ -364,6 +376,8 @@ class Worker:
                     log.exception("outbox worker: unexpected error")
                 self._wake.wait(max(wait, 0.001))
             self._wake.set()
+        if listener.is_alive():
+            listener.join(timeout=5)  # it hears the stop within a second
         log.info("outbox worker %s stopped", self.name[:8])
 
     def _listen(self, stop: threading.Event) -> None:
@@ -377,15 +391,15 @@ class Worker:
                     message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and str(message.get("data")) in self.by_business:
                         self._wake.set()
-            except redis.RedisError as exc:
-                log.warning("outbox bell: %s: %s; polling until it is back", type(exc).__name__, exc)
+            except Exception as exc:  # Redis gone, a failover: the timed poll covers until it is back
+                log.warning("outbox bell: %s; polling until it is back", type(exc).__name__, exc_info=True)
                 stop.wait(1.0)
             finally:
                 if pubsub is not None:
                     try:
                         pubsub.close()
-                    except redis.RedisError:
-                        pass
+                    except Exception:  # closing a broken connection
+                        log.debug("outbox bell: closing the connection failed", exc_info=True)
 
 
 def _ms(delta: timedelta) -> int:
