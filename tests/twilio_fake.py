@@ -9,9 +9,9 @@ surprise that fails the test.
 from __future__ import annotations
 
 import itertools
-import json
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,21 +19,15 @@ import requests
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
-ACCOUNT_SID = "AC" + "a" * 32
-AUTH_TOKEN = "test-auth-token"
-SENDER = "whatsapp:+14155238886"
-MESSAGES_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-CONTENT_URL = "https://content.twilio.com/v1/Content"
-MESSAGE_FIELDS = {"To", "From", "MessagingServiceSid", "ContentSid", "ContentVariables", "Body", "StatusCallback"}
+from . import twilio_rest as rest
+from .twilio_rest import ACCOUNT_SID, AUTH_TOKEN, CONTENT_URL, MESSAGES_URL, SENDER, Surprise
+
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CONTENT_URL", "MESSAGES_URL", "SENDER", "FakeTwilio", "Surprise"]
 
 #: what a message send may be answered with
 OK, TOO_MANY, SERVER_ERROR, OUTSIDE_WINDOW, BAD_NUMBER = "ok", 429, 500, 63016, 21211
 #: no connection (never reached Twilio); no answer (Twilio did not take it); answer lost (Twilio took it)
 CONNECT_TIMEOUT, TIMEOUT, ANSWER_LOST = "connect-timeout", "timeout", "answer-lost"
-
-
-class Surprise(AssertionError):
-    """A request the bot should never make."""
 
 
 @dataclass
@@ -97,76 +91,47 @@ class FakeTwilio(HttpClient):
         raise Surprise(what)
 
     def _message(self, form: dict[str, Any]) -> Response | BaseException:
-        unknown = set(form) - MESSAGE_FIELDS
-        if unknown or not form.get("To", "").startswith("whatsapp:+"):
-            return self._surprise(f"message form {sorted(form)}")
-        if ("From" in form) == ("MessagingServiceSid" in form):
-            return self._surprise("exactly one of From and MessagingServiceSid")
-        if ("ContentSid" in form) == ("Body" in form) or ("ContentSid" in form) != ("ContentVariables" in form):
-            return self._surprise("either ContentSid with ContentVariables, or Body")
-        if "ContentSid" in form:
-            if form["ContentSid"] not in self.contents:
-                return error_response(404, 20404, "The requested resource was not found")
-            variables = form["ContentVariables"]
-            if not isinstance(variables, str) or not isinstance(json.loads(variables), dict):
-                return error_response(400, 21656, "The Content Variables parameter is invalid")
+        problem = rest.message_form_problem(form)
+        if problem:
+            return self._surprise(problem)
+        refusal = rest.content_refusal(form, self.contents)
+        if refusal:
+            return response(refusal)
         answer = self.plan.popleft() if self.plan else OK
         if answer == CONNECT_TIMEOUT:
             return requests.exceptions.ConnectTimeout("HTTPSConnectionPool(host='api.twilio.com'): connect timeout")
         if answer == TIMEOUT:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
-        if answer == TOO_MANY:
-            return error_response(429, 20429, "Too Many Requests")
-        if answer == SERVER_ERROR:
-            return error_response(500, 20500, "Internal Server Error")
-        if answer == OUTSIDE_WINDOW:
-            return error_response(
-                400, 63016, "Failed to send freeform message because you are outside the allowed window."
-            )
-        if answer == BAD_NUMBER:
-            return error_response(400, 21211, "The 'To' number is not a valid phone number.")
-        sid = "SM" + f"{next(self._sids):032x}"
+        if answer in rest.REFUSALS:
+            return response(rest.REFUSALS[answer])
+        sid = rest.sid("SM", next(self._sids))
         self.accepted.append({**form, "sid": sid})
         if answer == ANSWER_LOST:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
-        return _json(201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": ACCOUNT_SID})
+        created = datetime.now(UTC)
+        return response(rest.Answer(201, rest.message_resource(sid, form, status="queued", created=created)))
 
     def _content_page(self, query: dict[str, Any]) -> Response:
         token = query.get("PageToken", ["0"])
-        start = int(token[0] if isinstance(token, list) else token)
-        items = list(self.contents.items())
-        page = items[start : start + self.page_size]
-        following = start + self.page_size
-        next_url = f"{CONTENT_URL}?PageSize={self.page_size}&PageToken={following}" if following < len(items) else None
-        return _json(
-            200,
-            {
-                "contents": [{"sid": sid, "account_sid": ACCOUNT_SID, **body} for sid, body in page],
-                "meta": {"key": "contents", "page_size": self.page_size, "next_page_url": next_url},
-            },
-        )
+        page = rest.content_page(self.contents, token[0] if isinstance(token, list) else token, self.page_size)
+        return response(rest.Answer(200, page))
 
     def _create_content(self, body: Any, headers: dict[str, str]) -> Response:
-        if headers.get("Content-Type") != "application/json" or not isinstance(body, dict):
-            return self._surprise(f"content create with {headers.get('Content-Type')}")
-        types = body.get("types", {})
-        if set(body) - {"friendly_name", "language", "variables", "types"} or len(types) != 1:
-            return self._surprise(f"content definition {sorted(body)} {sorted(types)}")
-        if not set(types) <= {"twilio/quick-reply", "twilio/list-picker", "twilio/text"}:
-            return self._surprise(f"content type {sorted(types)}")
-        sid = "HX" + f"{next(self._sids):032x}"
+        problem = rest.content_definition_problem(body, headers.get("Content-Type"))
+        if problem:
+            return self._surprise(problem)
+        sid = rest.sid("HX", next(self._sids))
         self.contents[sid] = body
-        return _json(201, {"sid": sid, "account_sid": ACCOUNT_SID, **body})
+        return response(rest.Answer(201, rest.content_resource(sid, body)))
 
     # --- for assertions --------------------------------------------------------------
     def sends(self) -> list[Recorded]:
         return [r for r in self.requests if r.url == MESSAGES_URL]
 
 
-def _json(status: int, payload: dict[str, Any]) -> Response:
-    return Response(status, json.dumps(payload), headers={"Content-Type": "application/json"})
+def response(answer: rest.Answer) -> Response:
+    return Response(answer.status, answer.text, headers={"Content-Type": answer.content_type, **answer.headers})
 
 
 def error_response(status: int, code: int, message: str) -> Response:
-    more = f"https://www.twilio.com/docs/errors/{code}"
-    return _json(status, {"code": code, "message": message, "more_info": more, "status": status})
+    return response(rest.error(status, code, message))
