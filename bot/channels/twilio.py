@@ -23,6 +23,7 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from ..config import Settings
+from .endpoint import EndpointHttpClient
 
 #: seconds a Twilio API call may take before it counts as failed (and is retried)
 HTTP_TIMEOUT = 10.0
@@ -74,7 +75,12 @@ def build_client(settings: Settings, http_client: HttpClient | None = None) -> C
     return Client(
         settings.twilio_account_sid,
         settings.twilio_auth_token,
-        http_client=http_client or TwilioHttpClient(timeout=HTTP_TIMEOUT),
+        http_client=http_client
+        or (
+            EndpointHttpClient(settings.twilio_api_url, timeout=HTTP_TIMEOUT)
+            if settings.twilio_api_url
+            else TwilioHttpClient(timeout=HTTP_TIMEOUT)
+        ),
     )
 
 
