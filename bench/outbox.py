@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import secrets
 import shlex
 import shutil
@@ -48,7 +49,7 @@ sys.path.insert(0, str(REPO))
 import redis  # noqa: E402
 
 from bench.conversations import CLINIC, TAPS, ConversationPlan, Tap, interleave, phone  # noqa: E402
-from bench.deliveries import Figures, entry_of, match  # noqa: E402
+from bench.deliveries import Figures, entry_of, match, percentile  # noqa: E402
 from bench.run import Gunicorn, clean_environment, load_average, machine  # noqa: E402
 from bench.tapping import Tapped, Tapper  # noqa: E402
 from bot.booking.catalog import load_catalog  # noqa: E402
@@ -85,6 +86,18 @@ class Workers:
                 if process.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"a worker did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
                 time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the running workers have used so far (Linux ``/proc``)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for process, _ in self.processes:
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone already
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
 
     def stop(self) -> None:
         for process, _ in self.processes:
@@ -128,6 +141,8 @@ class Bench:
         self.plan = ConversationPlan(catalog, token=AUTH_TOKEN, url=self.app.url + "/webhook", now=datetime.now(UTC))
         self.tapper = Tapper(self.app.port)
         self.next_phone = 0
+        self.cpu = 0.0
+        self.last_tapped: list[Tapped] = []
 
     def close(self) -> None:
         self.workers.stop()
@@ -176,7 +191,9 @@ class Bench:
         return time.monotonic()
 
     def figures(self, tapped: list[Tapped], phones: set[str], since: int, until: float) -> Figures:
-        """Stop the workers, then match the taps to every send to ``phones`` after ``since``."""
+        """Stop the workers, then match the taps to every send to ``phones`` after ``since``
+        (``self.cpu``: the CPU seconds the workers used)."""
+        self.cpu = self.workers.cpu_seconds()
         self.workers.stop()
         sends = [s for s in self.twilio.received()[since:] if s.to.removeprefix("whatsapp:") in phones]
         return match(tapped, sends, self.queued, until)
@@ -202,6 +219,7 @@ class Bench:
         phones = {tap.form["From"].removeprefix("whatsapp:") for tap in taps}
         since = len(self.twilio.received())
         released, tapped = self.tapper.burst(taps)
+        self.last_tapped = tapped
         answered = sum(t.status == 200 for t in tapped)
         until = self.wait_for_replies(phones, answered, since, released + bound - time.monotonic())
         figures = self.figures(tapped, phones, since, until)
@@ -247,8 +265,11 @@ def report_lines(bench: Bench, args: argparse.Namespace) -> list[str]:
         say(f"  tap → Twilio {figures.latency()}; {figures.counts()}")
     figures, last = bench.burst(args.burst, args.burst_bound)
     say(f"- **burst of {args.burst} customers** tapping at once, {workers}:")
+    answers = [1000 * (t.answered_at - t.sent_at) for t in bench.last_tapped if t.answered_at]
     say(
-        f"  tap → Twilio {figures.latency()}; last reply reached Twilio {last:.1f} s after the burst"
+        f"  the webhook answered the taps in p50 {percentile(answers, 0.5):.0f} ms,"
+        f" p99 {percentile(answers, 0.99):.0f} ms;"
+        f" tap → Twilio {figures.latency()}; last reply reached Twilio {last:.1f} s after the burst"
         f" (bound {args.burst_bound:g} s); {figures.counts()}"
     )
     for count in args.drain_workers:
@@ -259,6 +280,7 @@ def report_lines(bench: Bench, args: argparse.Namespace) -> list[str]:
         )
         say(
             f"  {rate:.1f} messages/s (first reply to last); first reply {first:.2f} s after starting the workers;"
+            f" workers' CPU {bench.cpu * 1000 / max(figures.delivered, 1):.1f} ms a message;"
             f" {figures.counts()} (window {args.drain_window:g} s)"
         )
     return lines

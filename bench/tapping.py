@@ -26,6 +26,7 @@ class Tapped:
     index: int
     sent_at: float
     status: int  # 0: no answer
+    answered_at: float = 0.0  # when the app's answer was read (0: none)
 
 
 def phone_of(tap: Tap) -> str:
@@ -40,8 +41,8 @@ class Tapper:
         self.threads = threads
         self.timeout = timeout
 
-    def post(self, tap: Tap) -> tuple[float, int]:
-        """Send one tap; (the moment it was sent, the HTTP status)."""
+    def post(self, tap: Tap) -> tuple[float, int, float]:
+        """Send one tap; (the moment it was sent, the HTTP status, the moment its answer was read)."""
         body = urlencode(tap.form)
         headers = {"X-Twilio-Signature": tap.signature, "Content-Type": "application/x-www-form-urlencoded"}
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
@@ -50,9 +51,9 @@ class Tapper:
             connection.request("POST", "/webhook", body=body, headers=headers)
             response = connection.getresponse()
             response.read()
-            return sent_at, response.status
+            return sent_at, response.status, time.monotonic()
         except (OSError, http.client.HTTPException):
-            return sent_at, 0
+            return sent_at, 0, 0.0
         finally:
             connection.close()
 
@@ -66,9 +67,9 @@ class Tapper:
         def send(tap: Tap, index: int, before: Future[None] | None) -> None:
             if before is not None:
                 before.result(timeout=self.timeout * 2)  # the phone's previous tap was answered
-            sent_at, status = self.post(tap)
+            sent_at, status, answered_at = self.post(tap)
             with lock:
-                done.append(Tapped(phone_of(tap), index, sent_at, status))
+                done.append(Tapped(phone_of(tap), index, sent_at, status, answered_at))
 
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tap") as pool:
@@ -91,9 +92,9 @@ class Tapper:
 
         def send(tap: Tap) -> None:
             gate.wait(timeout=60)
-            sent_at, status = self.post(tap)
+            sent_at, status, answered_at = self.post(tap)
             with lock:
-                done.append(Tapped(phone_of(tap), 0, sent_at, status))
+                done.append(Tapped(phone_of(tap), 0, sent_at, status, answered_at))
 
         threads = [threading.Thread(target=send, args=(tap,)) for tap in taps]
         for thread in threads:

@@ -124,23 +124,22 @@ def test_a_message_appended_as_the_worker_drains_is_never_lost(
             appended.append("yes")
             customer_writes(app, ANA, "menu")
 
-    read, settle = outbox.head, outbox.settle
+    finish, leave = outbox.finish, outbox.leave
 
-    def head(phone: str) -> Any:
-        found = read(phone)
-        if found is None and moment == "before the delete":
+    def finished(phone: str, entry_id: str, record: dict[str, Any]) -> int:
+        left = finish(phone, entry_id, record)
+        if left == 0 and moment == "before the delete":
             a_tap_arrives()  # the worker has just seen an empty stream
-        return found
+        return left
 
-    def settled(phone: str, **options: Any) -> bool:
-        deleted = settle(phone, **options)
-        if deleted and moment == "after the delete":
+    def left(phone: str, token: str) -> None:
+        leave(phone, token)
+        if moment == "after the delete":
             a_tap_arrives()  # the stream is gone: the webhook makes a new one
-        return deleted
 
     worker.sweep()  # done for the next five minutes: only the drain settles
-    monkeypatch.setattr(outbox, "head", head)
-    monkeypatch.setattr(outbox, "settle", settled)
+    monkeypatch.setattr(outbox, "finish", finished)
+    monkeypatch.setattr(outbox, "leave", left)
     assert worker.run_once() == 1 and appended
     assert outbox.pending(ANA) == 1 and outbox.depth() == 1  # kept, and its doorbell still rings
     assert worker.run_once() == 1

@@ -237,6 +237,44 @@ def test_a_queued_reply_wakes_the_worker_at_once(redis_server: Any, fake: FakeTw
     assert not loop.is_alive() and len(fake.accepted) == 1
 
 
+def test_a_reply_queued_as_its_customer_is_let_go_is_not_held_for_a_lease(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ana's next tap lands just as the worker lets her go (her phone is due again now) and the loop
+    claims her before the thread that drained her has finished: the claim finds her still busy
+    here. She is sent at once when that thread ends, not when the claim's lease would have ended
+    (the app's clock stands still here: "then" would be never)."""
+    customer_writes(app, ANA)
+    worker = synced_worker(app, pool=4)
+    leave = outbox.leave
+    keys = outbox.keys
+
+    def next_tap_lands(phone: str, token: str) -> None:
+        monkeypatch.setattr(outbox, "leave", leave)  # once
+        customer_writes(app, ANA, "menu")  # queued after the last finish read an empty stream
+        leave(phone, token)  # her phone is due now
+        claimed = time.monotonic() + 10
+        while float(outbox.client.zscore(keys.due, ANA) or 0) <= outbox.now_ms():  # the loop's claim
+            assert time.monotonic() < claimed, "the loop never claimed her"
+            time.sleep(0.005)
+
+    monkeypatch.setattr(outbox, "leave", next_tap_lands)
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle": 0.02}, daemon=True)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(fake.accepted) < 2:
+            assert time.monotonic() < deadline, "her second reply waited for the claim's lease"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        worker.wake()
+        loop.join(timeout=10)
+    sent = bodies(fake, ANA)
+    assert len(sent) == 2 and sent[0] != sent[1] and outbox.pending(ANA) == 0
+
+
 # -- one clock: the Redis server's ---------------------------------------------------------------------
 def skewed(outbox: Outbox, seconds: float) -> None:
     """This host's clock is ``seconds`` off: the outbox still reads the server's."""

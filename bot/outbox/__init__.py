@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -168,7 +169,7 @@ return 1
 # their proofs, and proofs whose record is gone; records finished before ARGV[5] lose the message
 # they kept for a resend. Records in flight stay, however old.
 # KEYS[1] delivery hash, [2] stream; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
-# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms). Returns the number of records pruned.
+# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms). Returns the entries left in the stream.
 _FINISH = (
     _FINISHED_LUA
     + """
@@ -178,7 +179,7 @@ redis.call('XDEL', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local cutoff = tonumber(ARGV[4])
 local fields = redis.call('HGETALL', KEYS[1])
-local live, proofs, dead, pruned = {}, {}, {}, 0
+local live, proofs, dead = {}, {}, {}
 for i = 1, #fields, 2 do
   local name = fields[i]
   if string.sub(name, 1, 4) == 'acc:' then
@@ -188,7 +189,6 @@ for i = 1, #fields, 2 do
     if ok and type(record) == 'table' and finished[record.state] then
       if tonumber(record.at) and tonumber(record.at) < cutoff then
         dead[#dead + 1] = name
-        pruned = pruned + 1
       elseif record.m and tonumber(record.at) and tonumber(record.at) < tonumber(ARGV[5]) then
         record.m = nil
         redis.call('HSET', KEYS[1], name, cjson.encode(record))
@@ -204,7 +204,7 @@ end
 for i = 1, #dead, 500 do
   redis.call('HDEL', KEYS[1], unpack(dead, i, math.min(i + 499, #dead)))
 end
-return pruned
+return redis.call('XLEN', KEYS[2])
 """
 )
 
@@ -294,6 +294,62 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# The oldest unsent entry of a phone with all the worker needs to decide on it, in one read: its
+# id and message, its delivery record and acc: proof, the customer's last inbound time; with a
+# token, only after taking the phone's lease (SET NX: false when another holds it). An empty
+# table when nothing waits. KEYS[1] lease, [2] stream, [3] delivery hash, [4] window; ARGV[1]
+# token ('' to read only), [2] lease ms.
+_HEAD = """
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #entries == 0 then return {} end
+local id, fields, message = entries[1][1], entries[1][2], ''
+for i = 1, #fields, 2 do
+  if fields[i] == 'm' then message = fields[i + 1] end
+end
+local record = redis.call('HMGET', KEYS[3], id, 'acc:' .. id)
+return {id, message, record[1] or '', record[2] or '', redis.call('GET', KEYS[4]) or ''}
+"""
+
+# A claim that found the phone still draining in the same worker undoes itself: the doorbell goes
+# back to now, unless it moved since the claim put it at the claim's end (the drain deferred or
+# settled it). KEYS[1] doorbell; ARGV[1] phone, [2] the claim's end (ms), [3] now (ms).
+_UNCLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) end
+return 1
+"""
+
+# A worker done with a phone: _SETTLE as its holder (the stream deleted and the doorbell dropped
+# if drained, else the phone due now), then its lease released if still its own. KEYS[1] stream,
+# [2] doorbell, [3] lease; ARGV[1] phone, [2] now (ms), [3] token.
+_LEAVE = """
+if redis.call('XLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Head:
+    """A phone's oldest unsent entry and what the worker knows of it."""
+
+    entry_id: str
+    #: the message to send; None when the entry cannot be read (it is marked failed, never blocks)
+    message: dict[str, Any] | None
+    #: the worker's record of an earlier attempt ({} when none, or when it is a finished record of
+    #: an earlier entry with the same id, see :meth:`Outbox.record`)
+    record: dict[str, Any]
+    #: the MessageSid a status callback proved Twilio accepted it as
+    accepted: str | None
+    #: the customer's last inbound message (epoch ms), for WhatsApp's 24-hour window
+    seen: int | None
+
 
 #: WhatsApp takes free-form messages only this long after the customer's last message
 WINDOW = timedelta(hours=24)
@@ -332,6 +388,9 @@ class Outbox:
         self._begin = client.register_script(_BEGIN)
         self._fate = client.register_script(_FATE)
         self._ring = client.register_script(_RING)
+        self._head = client.register_script(_HEAD)
+        self._leave = client.register_script(_LEAVE)
+        self._unclaim = client.register_script(_UNCLAIM)
 
     def now_ms(self) -> int:
         return epoch_ms(self.clock())
@@ -379,6 +438,10 @@ class Outbox:
         *phones, first = cast(list[str], self._claim(keys=[self.keys.due], args=[now_ms, limit, hold_ms]))
         return phones, (int(float(first)) if first != "" else None)
 
+    def unclaim(self, phone: str, hold_ms: int) -> None:
+        """Make ``phone`` due now if the last claim (ending at ``hold_ms``) is still what holds it back."""
+        self._unclaim(keys=[self.keys.due], args=[phone, hold_ms, self.now_ms()])
+
     def next_due_ms(self) -> int | None:
         first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
@@ -409,34 +472,30 @@ class Outbox:
         args: list[str | int] = [token, lease_ms, entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS]
         return bool(self._begin(keys=keys, args=args))
 
-    def head(self, phone: str) -> tuple[str, dict[str, Any] | None] | None:
-        """The oldest unsent entry of ``phone``: its id and message (None if unreadable)."""
-        entries = cast(list[tuple[str, dict[str, str]]], self.client.xrange(self.keys.outbox(phone), count=1))
-        if not entries:
-            return None
-        entry_id, fields = entries[0]
-        try:
-            message = json.loads(fields.get("m", ""))
-        except ValueError:
-            return entry_id, None
-        return entry_id, message if isinstance(message, dict) and ("body" in message or "template" in message) else None
+    def take(self, phone: str, token: str, lease_ms: int) -> tuple[bool, Head | None]:
+        """Take ``phone``'s lease (False when another worker holds it) and read its oldest entry."""
+        keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
+        found = self._head(keys=keys, args=[token, lease_ms])
+        return (False, None) if found is None else (True, _head(found))
+
+    def head(self, phone: str) -> Head | None:
+        """``phone``'s oldest unsent entry (None when nothing waits), in one round trip."""
+        keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
+        return _head(self._head(keys=keys, args=["", 0]))
+
+    def leave(self, phone: str, token: str) -> None:
+        """Done with ``phone`` for now: settled as its holder (see :meth:`settle`), the lease released."""
+        keys = [self.keys.outbox(phone), self.keys.due, self.keys.lease(phone)]
+        self._leave(keys=keys, args=[phone, self.now_ms(), token])
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
         """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,
-        and the last inbound time.
-
-        An entry leaves the stream in the step that finishes its record, so a finished record
-        found for an entry still there belongs to an earlier entry with the same id (a deleted
-        stream re-created in the same millisecond, or a server clock set back): it says nothing
-        about this one.
-        """
+        and the last inbound time (see :func:`_record`)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
         pipe.get(self.keys.window(phone))
         (raw, accepted), seen = pipe.execute()
-        record = json.loads(raw) if raw else {}
-        if record.get("state") in FINISHED:
-            record, accepted = {}, None
+        record, accepted = _record(raw, accepted)
         return record, accepted, (int(seen) if seen else None)
 
     def known_sids(self, phone: str) -> set[str]:
@@ -463,7 +522,7 @@ class Outbox:
 
     def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> int:
         """Record the entry's outcome and remove it from the stream, atomically (one slot), pruning
-        the phone's records finished more than :data:`FINISHED_KEEP` ago; the number pruned."""
+        the phone's records finished more than :data:`FINISHED_KEEP` ago; the entries left."""
         now = self.clock()
         cutoff, resend_cutoff = epoch_ms(now - FINISHED_KEEP), epoch_ms(now - RESEND_WITHIN)
         keys = [self.keys.delivery(phone), self.keys.outbox(phone)]
@@ -541,3 +600,31 @@ class Outbox:
 
     def status(self, message_sid: str) -> dict[str, str]:
         return cast(dict[str, str], self.client.hgetall(self.keys.status(message_sid)))
+
+
+def _record(raw: str | None, accepted: str | None) -> tuple[dict[str, Any], str | None]:
+    """A delivery record and its proof, as read for an entry still in the stream.
+
+    An entry leaves the stream in the step that finishes its record, so a finished record found
+    for an entry still there belongs to an earlier entry with the same id (a deleted stream
+    re-created in the same millisecond, or a server clock set back): it says nothing about this one.
+    """
+    record = json.loads(raw) if raw else {}
+    if record.get("state") in FINISHED:
+        return {}, None
+    return record, accepted or None
+
+
+def _head(found: list[str]) -> Head | None:
+    """:data:`_HEAD`'s answer as a :class:`Head`."""
+    if not found:
+        return None
+    entry_id, raw_message, raw_record, accepted, seen = found
+    try:
+        message = json.loads(raw_message)
+    except ValueError:
+        message = None
+    if not (isinstance(message, dict) and ("body" in message or "template" in message)):
+        message = None
+    record, proof = _record(raw_record or None, accepted or None)
+    return Head(entry_id, message, record, proof, int(seen) if seen else None)

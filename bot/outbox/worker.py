@@ -47,9 +47,12 @@ import logging
 import secrets
 import signal
 import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -63,7 +66,7 @@ from ..commands.common import shared_store
 from ..logs import mask_phone
 from ..services import get_services
 from ..stats import Stats
-from . import Outbox, epoch_ms, in_window
+from . import Head, Outbox, epoch_ms, in_window
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,13 @@ IN_FLIGHT_STATES = ("sending", "uncertain")
 def backoff(attempts: int) -> timedelta:
     """Delay before attempt ``attempts + 1``: 2 s, 4 s, 8 s, … at most 5 minutes."""
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
+class Later:
+    """Look at the entry again at ``at_ms`` (epoch ms): a retry, or an uncertain send to settle."""
+
+    at_ms: int
 
 
 class LeaseLost(Exception):
@@ -124,16 +134,35 @@ class Worker:
         self.name = uuid.uuid4().hex
         self._last_sweep: datetime | None = None
         self._wake = threading.Event()
+        #: outcomes counted since the last flush (a shared counter is a Redis round trip each)
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+
+    # --- counters ----------------------------------------------------------------------
+    def _count(self, name: str) -> None:
+        with self._counts_lock:
+            self._counts[name] += 1
+
+    def flush_counts(self) -> None:
+        """Add the outcomes counted since the last flush to the shared counters (about once a second
+        while running, and when a pass or the loop ends)."""
+        with self._counts_lock:
+            counts, self._counts = self._counts, Counter()
+        for name, amount in counts.items():
+            self.stats.incr(name, amount)
 
     # --- one pass (tests, and the loop below) -------------------------------------------
     def run_once(self) -> int:
         """Send what is due now and wait for it; the number of entries finished."""
         self._sweep_if_due()
         claimed = [(outbox, phone) for outbox in self.outboxes for phone in self.claim(outbox, max(self.pool, 50))[0]]
-        if self.pool <= 1 or len(claimed) <= 1:
-            return sum(self.drain(phone, outbox) for outbox, phone in claimed)
-        with ThreadPoolExecutor(min(self.pool, len(claimed)), thread_name_prefix="outbox") as pool:
-            return sum(f.result() for f in [pool.submit(self.drain, phone, outbox) for outbox, phone in claimed])
+        try:
+            if self.pool <= 1 or len(claimed) <= 1:
+                return sum(self.drain(phone, outbox) for outbox, phone in claimed)
+            with ThreadPoolExecutor(min(self.pool, len(claimed)), thread_name_prefix="outbox") as pool:
+                return sum(f.result() for f in [pool.submit(self.drain, phone, outbox) for outbox, phone in claimed])
+        finally:
+            self.flush_counts()
 
     def claim(self, outbox: Outbox, limit: int) -> tuple[list[str], int | None]:
         return outbox.claim(outbox.now_ms(), limit, self.lease_ms)
@@ -159,67 +188,64 @@ class Worker:
 
     # --- one customer ------------------------------------------------------------------
     def drain(self, phone: str, outbox: Outbox | None = None) -> int:
-        """Send ``phone``'s entries in order until its stream is empty, one must wait, or BATCH went."""
+        """Send ``phone``'s entries in order until its stream is empty, one must wait, or BATCH went.
+
+        Round trips for a customer with one reply: take (lease + head), begin, finish (says what
+        is left), leave (settle + release)."""
         outbox = outbox or self.outboxes[0]
         token = f"{self.name}:{uuid.uuid4().hex}"
-        if not outbox.acquire(phone, token, self.lease_ms):
+        taken, head = outbox.take(phone, token, self.lease_ms)
+        if not taken:
             return 0  # another worker is on it; the claim left it due when that lease ends
-        finished = 0
+        finished, drained = 0, False
         try:
-            while finished < BATCH:
-                head = outbox.head(phone)
-                if head is None:
-                    outbox.settle(phone, held=True)
-                    return finished
+            while head is not None:
                 try:
-                    wait_until = self.deliver(phone, *head, outbox=outbox, token=token)
+                    outcome = self.deliver(phone, head, outbox=outbox, token=token)
                 except LeaseLost:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
                     return finished
-                if wait_until is not None:
-                    outbox.defer(phone, wait_until)
+                if isinstance(outcome, Later):
+                    outbox.defer(phone, outcome.at_ms)
                     return finished
                 finished += 1
-            outbox.defer(phone, outbox.now_ms())  # more to send: stay due, others get a turn first
+                if outcome == 0 or finished >= BATCH:
+                    break  # nothing left; or more, and others get a turn first (leave makes it due now)
+                head = outbox.head(phone)
+            drained = True
             return finished
         finally:
-            outbox.release(phone, token)
+            if drained:
+                outbox.leave(phone, token)
+            else:
+                outbox.release(phone, token)
 
-    def deliver(
-        self,
-        phone: str,
-        entry_id: str,
-        message: dict[str, Any] | None,
-        *,
-        outbox: Outbox | None = None,
-        token: str = "",
-    ) -> int | None:
-        """Handle the head entry; when to look at it again (epoch ms), or None once it is finished."""
+    def deliver(self, phone: str, head: Head, *, outbox: Outbox | None = None, token: str = "") -> Later | int:
+        """Handle the head entry: when to look at it again, or, once it is finished, the entries left."""
         outbox = outbox or self.outboxes[0]
+        entry_id, message = head.entry_id, head.message
         now = outbox.now_ms()
         if message is None:  # never blocks the customer's later messages
-            self._finish(outbox, phone, entry_id, "failed", 0, reason="unreadable outbox entry")
-            return None
-        record, accepted, seen = outbox.record(phone, entry_id)
+            return self._finish(outbox, phone, entry_id, "failed", 0, reason="unreadable outbox entry")
+        record, accepted, seen = head.record, head.accepted, head.seen
         attempts = int(record.get("attempts", 0))
         if accepted:
-            self._finish(outbox, phone, entry_id, "sent", attempts, sid=accepted, message=message)
-            return None
+            return self._finish(outbox, phone, entry_id, "sent", attempts, sid=accepted, message=message)
         since = record.get("since")
         if record.get("state") in IN_FLIGHT_STATES:
             wait_until = self._settle_uncertain(outbox, phone, entry_id, message, record, now)
             if isinstance(wait_until, Found):
-                self.stats.incr("outbox.found")
-                self._finish(outbox, phone, entry_id, "sent", attempts, sid=wait_until.sid, message=message)
-                return None
+                self._count("outbox.found")
+                return self._finish(outbox, phone, entry_id, "sent", attempts, sid=wait_until.sid, message=message)
             if wait_until is not None:
-                return wait_until
+                return Later(wait_until)
             log.warning("re-sending outbox %s of %s: Twilio does not have it", entry_id, mask_phone(phone))
-            self.stats.incr("outbox.resent")
+            self._count("outbox.resent")
             since = since or record.get("at")
         if not in_window(seen, now):
-            self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window")
-            return None
+            return self._finish(
+                outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window"
+            )
         attempts += 1
         nonce = secrets.token_hex(4)
         attempt: dict[str, Any] = {"state": "sending", "at": now, "attempts": attempts, "nonce": nonce}
@@ -234,24 +260,21 @@ class Worker:
         except RetryLater as exc:
             delay = max(backoff(attempts), timedelta(seconds=exc.after or 0))
             self._note(outbox, phone, entry_id, attempt, state="retry", reason=str(exc))
-            self.stats.incr("outbox.retry")
+            self._count("outbox.retry")
             log.info("outbox %s for %s: %s; retry in %ss", entry_id, mask_phone(phone), exc, delay.total_seconds())
-            return now + _ms(delay)
+            return Later(now + _ms(delay))
         except Uncertain as exc:
             look_at = now + _ms(LOOKUP_ANSWERED if exc.answered else LOOKUP_UNANSWERED)
             self._note(outbox, phone, entry_id, attempt, state="uncertain", reason=str(exc), look_at=look_at)
-            self.stats.incr("outbox.uncertain")
+            self._count("outbox.uncertain")
             log.warning("outbox %s for %s may have been sent: %s", entry_id, mask_phone(phone), exc)
-            return look_at
+            return Later(look_at)
         except Undeliverable as exc:
-            self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc))
-            return None
+            return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc))
         except Refused as exc:
-            self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc))
-            return None
+            return self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc))
         self.after_send(phone, sid)
-        self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid, message=message)
-        return None
+        return self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid, message=message)
 
     def _settle_uncertain(
         self, outbox: Outbox, phone: str, entry_id: str, message: dict[str, Any], record: dict[str, Any], now: int
@@ -271,7 +294,7 @@ class Worker:
             lookups = int(record.get("lookups", 0)) + 1
             again = now + _ms(backoff(lookups))
             self._note(outbox, phone, entry_id, record, lookups=lookups, look_at=again, reason=str(exc))
-            self.stats.incr("outbox.lookup_failed")
+            self._count("outbox.lookup_failed")
             log.warning("outbox %s for %s: %s; asking again later", entry_id, mask_phone(phone), exc)
             return again
         return found
@@ -280,7 +303,7 @@ class Worker:
         """The message Twilio created for this entry, if it did: to ``phone``, from our sender,
         created since ``since_ms`` (give or take :data:`SKEW`), with the entry's text when it is
         text, and not already another record's."""
-        self.stats.incr("outbox.lookup")
+        self._count("outbox.lookup")
         sender = self.sender.sender_of(message)
         earliest = since_ms - _ms(SKEW)
         known = outbox.known_sids(phone)
@@ -306,7 +329,8 @@ class Worker:
         sid: str = "",
         reason: str = "",
         message: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
+        """Write the entry's outcome down (and remove it); the entries left in the stream."""
         record: dict[str, Any] = {"state": state, "at": outbox.now_ms(), "attempts": attempts}
         if sid:
             record["sid"] = sid
@@ -315,8 +339,9 @@ class Worker:
         if reason:
             record["reason"] = reason
             log.warning("outbox %s for %s %s: %s", entry_id, mask_phone(phone), state, reason)
-        outbox.finish(phone, entry_id, record)
-        self.stats.incr(f"outbox.{state}")
+        left = outbox.finish(phone, entry_id, record)
+        self._count(f"outbox.{state}")
+        return left
 
     def _callback(self, outbox: Outbox, phone: str, entry_id: str, nonce: str) -> str | None:
         if not self.status_callback:
@@ -337,12 +362,21 @@ class Worker:
         if self.listen is not None:
             listener.start()
         busy: set[tuple[str, str]] = set()
+        #: phones claimed while still draining here: their claim moved them to its end (hold, ms)
+        claimed_busy: dict[tuple[str, str], int] = {}
         lock = threading.Lock()
+        flushed = time.monotonic()
 
-        def done(key: tuple[str, str]) -> Callable[[Future[int]], None]:
+        def done(key: tuple[str, str], outbox: Outbox) -> Callable[[Future[int]], None]:
             def finished(future: Future[int]) -> None:
                 with lock:
                     busy.discard(key)
+                    hold = claimed_busy.pop(key, None)
+                if hold is not None:  # a claim that found it busy must not keep it waiting to the end of that claim
+                    try:
+                        outbox.unclaim(key[1], hold)
+                    except redis.RedisError as exc:  # the claim ends by itself
+                        log.warning("outbox worker: redis error: %s: %s", type(exc).__name__, exc)
                 if future.exception() is not None and not isinstance(future.exception(), redis.RedisError):
                     log.error("outbox worker: unexpected error", exc_info=future.exception())
                 self._wake.set()
@@ -360,22 +394,31 @@ class Worker:
                             free = self.pool - len(busy)
                         if free <= 0:
                             break
-                        phones, next_ms = self.claim(outbox, free)
+                        now = outbox.now_ms()
+                        phones, next_ms = outbox.claim(now, free, self.lease_ms)
                         for phone in phones:
                             key = (outbox.business, phone)
                             with lock:
                                 if key in busy:
-                                    continue  # still draining here: the claim leaves it due later
+                                    claimed_busy[key] = now + self.lease_ms
+                                    continue
                                 busy.add(key)
-                            pool.submit(self.drain, phone, outbox).add_done_callback(done(key))
+                            pool.submit(self.drain, phone, outbox).add_done_callback(done(key, outbox))
                         if next_ms is not None:
                             wait = min(wait, max(0.0, (next_ms - outbox.now_ms()) / 1000))
+                    if time.monotonic() - flushed >= 1.0:
+                        flushed = time.monotonic()
+                        self.flush_counts()
                 except redis.RedisError as exc:
                     log.warning("outbox worker: redis error: %s: %s", type(exc).__name__, exc)
                 except Exception:  # a bug must not stop the sending of everyone's messages
                     log.exception("outbox worker: unexpected error")
                 self._wake.wait(max(wait, 0.001))
             self._wake.set()
+        try:
+            self.flush_counts()
+        except redis.RedisError as exc:
+            log.warning("outbox worker: counts not saved: %s: %s", type(exc).__name__, exc)
         if listener.is_alive():
             listener.join(timeout=5)  # it hears the stop within a second
         log.info("outbox worker %s stopped", self.name[:8])
@@ -450,6 +493,7 @@ def _required(client: Any) -> Any:
 def worker_command(idle: float, pool: int) -> None:
     """Send the outbox (Content API messages) through Twilio until SIGTERM or Ctrl-C."""
     worker = build_worker(pool=pool)
+    worker.sender.warm()
     if worker.status_callback is None:
         log.warning("PUBLIC_BASE_URL is not set: messages go out without a per-message status callback")
     stop = threading.Event()
