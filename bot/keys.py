@@ -286,10 +286,16 @@ LAYOUT: tuple[KeyDoc, ...] = (
         f"{_B}:delivery:<+E164>",
         "hash",
         "7 days after the worker's last write; a finished record is pruned 2 days after it finished",
-        "outbox entry id → the worker's record (state, `at`, attempts, attempt `nonce`, sid, reason); `acc:<id>` → "
-        "MessageSid Twilio accepted an entry still in flight as",
+        "outbox entry id → the worker's record (state, `at`, attempts, attempt `nonce`, `look_at`, sid, reason; a sent "
+        "one keeps its message `m` 15 minutes or until delivered); `acc:<id>` → MessageSid a status callback proved "
+        "Twilio accepted an entry still in flight as",
     ),
-    KeyDoc(f"{_B}:lease:<+E164>", "string", "20 seconds", "the worker sending this customer's messages"),
+    KeyDoc(
+        f"{_B}:lease:<+E164>",
+        "string",
+        "15 seconds, extended before each send",
+        "the worker sending this customer's messages (dropped by a callback proving its send)",
+    ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
