@@ -81,6 +81,10 @@ class BusinessKeys:
     def due(self) -> str:
         return f"{self.base}:due"
 
+    @property
+    def undelivered(self) -> str:
+        return f"{self.base}:undelivered"
+
     def status(self, message_sid: str) -> str:
         return f"{self.base}:status:{message_sid}"
 
@@ -295,6 +299,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "string",
         "15 seconds, extended before each send",
         "the worker sending this customer's messages (dropped by a callback proving its send)",
+    ),
+    KeyDoc(
+        f"{_B}:undelivered",
+        "zset",
+        "7 days after the last write; the newest 200 kept",
+        "JSON `{phone, entry, state, reason}` → epoch ms a message was given up (failed, undeliverable, or failed "
+        "after Twilio accepted it): shown on `/admin`",
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
-from bot.outbox import WINDOW, Outbox, epoch_ms
+from bot.outbox import UNDELIVERED_KEEP_MS, UNDELIVERED_MAX, WINDOW, Outbox, epoch_ms
 from bot.outbox.clock import RedisClock
 from bot.outbox.worker import IN_FLIGHT, LOOKUP_ANSWERED, LOOKUP_UNANSWERED, Worker, backoff
 
@@ -27,6 +28,7 @@ from .content_phone import content_config, synced_worker
 from .test_outbox import ANA, BOB, Crash, bodies, crash_after_send, customer_writes, status_callback
 from .twilio_fake import (
     ANSWER_LOST,
+    BAD_NUMBER,
     PROBLEM_503,
     PROCESSED_THEN_500,
     SERVER_ERROR,
@@ -275,6 +277,30 @@ def test_a_reply_queued_as_its_customer_is_let_go_is_not_held_for_a_lease(
     assert len(sent) == 2 and sent[0] != sent[1] and outbox.pending(ANA) == 0
 
 
+def test_messages_given_up_are_listed_for_the_owner_newest_first_and_bounded(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock
+) -> None:
+    customer_writes(app, ANA)
+    fake.plan.append(BAD_NUMBER)
+    worker.run_once()  # refused for good
+    customer_writes(app, BOB)
+    worker.run_once()  # sent: not listed
+    clock.advance(hours=25)
+    outbox.enqueue_text(BOB, "a notice a day later")
+    worker.run_once()  # outside the 24-hour window
+    listed = outbox.undelivered()
+    assert [(m.phone, m.state) for m in listed] == [(BOB, "undeliverable"), (ANA, "failed")]
+    assert "24-hour window" in listed[0].reason and "21211" in listed[1].reason
+    assert listed[0].at - listed[1].at == timedelta(hours=25)
+    for n in range(UNDELIVERED_MAX + 5):
+        outbox.finish(BOB, f"{n + 10}-0", {"state": "failed", "at": outbox.now_ms(), "attempts": 1, "reason": str(n)})
+    assert len(outbox.undelivered(limit=1000)) == UNDELIVERED_MAX
+    assert 0 < outbox.client.pttl(outbox.keys.undelivered) <= UNDELIVERED_KEEP_MS
+    clock.advance(days=8)
+    outbox.finish(BOB, "1-0", {"state": "failed", "at": outbox.now_ms(), "attempts": 1, "reason": "a week later"})
+    assert [m.reason for m in outbox.undelivered(limit=1000)] == ["a week later"]  # older than 7 days: gone
+
+
 # -- one clock: the Redis server's ---------------------------------------------------------------------
 def skewed(outbox: Outbox, seconds: float) -> None:
     """This host's clock is ``seconds`` off: the outbox still reads the server's."""
@@ -334,7 +360,7 @@ def test_a_rate_limit_reported_after_accepting_is_sent_again(
     clock.advance(seconds=5)
     assert worker.run_once() == 1
     assert len(fake.accepted) == 2 and bodies(fake, ANA)[0] == bodies(fake, ANA)[1]
-    assert get_services(app).stats.get("outbox.requeued") == 1
+    assert get_services(app).stats.get("outbox.requeued") == 1 and not outbox.undelivered()  # it did reach her
 
 
 def test_a_failure_reported_after_a_newer_message_went_is_given_up_visibly(
@@ -349,6 +375,7 @@ def test_a_failure_reported_after_a_newer_message_went_is_given_up_visibly(
     record = next(iter(outbox.delivery(ANA).values()))
     assert record["state"] == "failed" and "superseded" in record["reason"] and outbox.pending(ANA) == 0
     assert get_services(app).stats.get("outbox.failed_after_accept") == 1
+    assert [m.reason for m in outbox.undelivered()] == [record["reason"]]
     assert any("Twilio reported undelivered (63018)" in r.getMessage() for r in caplog.records)
 
 
@@ -363,6 +390,8 @@ def test_a_lasting_failure_is_given_up_visibly(
     record = record_of(outbox, ANA)
     assert record["state"] == "failed" and f"({code})" in record["reason"] and "m" not in record
     assert outbox.pending(ANA) == 0 and get_services(app).stats.get("outbox.failed_after_accept") == 1
+    (given_up,) = outbox.undelivered()  # the owner's page lists it
+    assert given_up.phone == ANA and given_up.reason == record["reason"]
 
 
 def test_a_failure_naming_another_message_changes_nothing(

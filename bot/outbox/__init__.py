@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -61,6 +61,8 @@ FINISHED_KEEP = timedelta(days=2)
 
 #: the states of a finished record (its entry is no longer in the stream)
 FINISHED = ("sent", "failed", "undeliverable")
+#: the finished states of a message that never reached the customer
+GIVEN_UP = ("failed", "undeliverable")
 
 #: a sent record keeps its message this long (or until Twilio reports it delivered), so a failure
 #: Twilio reports after accepting it can be sent again
@@ -91,6 +93,20 @@ if current and (rank[current] or 0) >= rank[ARGV[1]] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'error', ARGV[2], 'at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
+"""
+
+#: given-up messages kept for the owner's page: this long, and at most this many
+UNDELIVERED_KEEP_MS = 7 * 86_400 * 1000
+UNDELIVERED_MAX = 200
+
+# Writes a message given up into the business's undelivered list (the owner's page reads it).
+_GIVE_UP_LUA = f"""
+local function give_up(key, member, now)
+  redis.call('ZADD', key, now, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - {UNDELIVERED_KEEP_MS})
+  redis.call('ZREMRANGEBYRANK', key, 0, -{UNDELIVERED_MAX + 1})
+  redis.call('PEXPIRE', key, {UNDELIVERED_KEEP_MS})
+end
 """
 
 _FINISHED_LUA = "local finished = {" + ", ".join(f"{state}=true" for state in FINISHED) + "}\n"
@@ -168,12 +184,16 @@ return 1
 # goes (the record holds the sid), and so do the customer's records finished before ARGV[4] with
 # their proofs, and proofs whose record is gone; records finished before ARGV[5] lose the message
 # they kept for a resend. Records in flight stay, however old.
-# KEYS[1] delivery hash, [2] stream; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
-# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms). Returns the entries left in the stream.
+# A message given up (ARGV[6], '' when sent) joins the undelivered list. KEYS[1] delivery hash,
+# [2] stream, [3] undelivered; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
+# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms), [6] the undelivered member, [7] now.
+# Returns the entries left in the stream.
 _FINISH = (
     _FINISHED_LUA
+    + _GIVE_UP_LUA
     + """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[6] ~= '' then give_up(KEYS[3], ARGV[6], tonumber(ARGV[7])) end
 redis.call('HDEL', KEYS[1], 'acc:' .. ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -213,11 +233,14 @@ return redis.call('XLEN', KEYS[2])
 # queued again (due after ARGV[7] ms, the workers woken) when the failure passes (ARGV[5] = '1'),
 # the record still has its message, it was queued again fewer than ARGV[11] times, and it is still
 # the customer's newest (nothing waiting, nothing sent after it); else it is marked failed, why
-# with it. KEYS[1] delivery hash, [2] stream, [3] doorbell; ARGV[1] entry id, [2] MessageSid,
+# with it, and it joins the undelivered list. KEYS[1] delivery hash, [2] stream, [3] doorbell,
+# [4] undelivered; ARGV[1] entry id, [2] MessageSid,
 # [3] status, [4] error code, [5] passing, [6] now, [7] delay, [8] bell, [9] business, [10] phone,
 # [11] most requeues, [12] hash expiry. Returns 'unknown', 'delivered', 'requeued', 'superseded'
 # or 'gave-up'.
-_FATE = """
+_FATE = (
+    _GIVE_UP_LUA
+    + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 'unknown' end
 local ok, record = pcall(cjson.decode, raw)
@@ -266,10 +289,15 @@ elseif outcome == 'superseded' then
 else
   record.reason = why
 end
+if outcome ~= 'requeued' then
+  local member = {phone = ARGV[10], entry = ARGV[1], state = 'failed', reason = record.reason}
+  give_up(KEYS[4], cjson.encode(member), tonumber(ARGV[6]))
+end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
 return outcome
 """
+)
 
 # A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
 # worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
@@ -333,6 +361,16 @@ end
 if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A message given up: when, to whom, and why (for the owner)."""
+
+    at: datetime
+    phone: str
+    state: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -525,9 +563,31 @@ class Outbox:
         the phone's records finished more than :data:`FINISHED_KEEP` ago; the entries left."""
         now = self.clock()
         cutoff, resend_cutoff = epoch_ms(now - FINISHED_KEEP), epoch_ms(now - RESEND_WITHIN)
-        keys = [self.keys.delivery(phone), self.keys.outbox(phone)]
-        args: list[str | int] = [entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS, cutoff, resend_cutoff]
+        given_up = ""
+        if record.get("state") in GIVEN_UP:
+            member = {"phone": phone, "entry": entry_id, "state": record["state"], "reason": record.get("reason", "")}
+            given_up = json.dumps(member, ensure_ascii=False)
+        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.undelivered]
+        record_json = json.dumps(record, ensure_ascii=False)
+        args: list[str | int] = [entry_id, record_json, RECORD_TTL_MS, cutoff, resend_cutoff, given_up, epoch_ms(now)]
         return int(self._finish(keys=keys, args=args))
+
+    def undelivered(self, limit: int = 20) -> list[Undelivered]:
+        """The messages given up most recently, newest first (one read: for the owner's page)."""
+        found = cast(
+            list[tuple[str, float]], self.client.zrevrange(self.keys.undelivered, 0, limit - 1, withscores=True)
+        )
+        given_up = []
+        for member, at_ms in found:
+            try:
+                data = json.loads(member)
+            except ValueError:
+                continue
+            at = datetime.fromtimestamp(at_ms / 1000, UTC)
+            given_up.append(
+                Undelivered(at, str(data.get("phone", "")), str(data.get("state", "")), str(data.get("reason", "")))
+            )
+        return given_up
 
     def delivery(self, phone: str) -> dict[str, dict[str, Any]]:
         """Every delivery record of ``phone`` by entry id, oldest first (for tests and operators)."""
@@ -581,7 +641,7 @@ class Outbox:
     ) -> str:
         """Act on what Twilio reported about an entry it accepted (see ``_FATE``): 'unknown' (not
         this entry's message, or not sent by us), 'delivered', 'requeued', 'superseded' or 'gave-up'."""
-        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.due]
+        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.due, self.keys.undelivered]
         args: list[str | int] = [
             entry_id,
             message_sid,
