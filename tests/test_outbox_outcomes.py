@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.channels.twilio import Uncertain
 from bot.outbox import WINDOW, Outbox, epoch_ms
 from bot.outbox.clock import RedisClock
 from bot.outbox.worker import IN_FLIGHT, LOOKUP_ANSWERED, LOOKUP_UNANSWERED, Worker, backoff
@@ -190,6 +191,43 @@ def test_a_proof_frees_the_customer_a_dead_worker_held(
     assert not db.exists(outbox.keys.lease(ANA)) and outbox.next_due_ms() == epoch_ms(clock())
     assert synced_worker(app).run_once() == 2  # no clock moved: no waiting out the lease
     assert len(fake.sends()) == 2 and bodies(fake, ANA)[1] == "second"
+
+
+def test_a_send_proved_and_finished_elsewhere_while_it_hung_stays_finished(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """Twilio created Ana's menu but the request hangs; its status callback proves the attempt, and
+    another worker finishes the entry as sent, all before the hung request times out. The timeout
+    must not turn the finished record back into an uncertain one: that record would stay in flight
+    for ever, the customer's doorbell would be pushed 30 s away, and its MessageSid, no longer on
+    record, would be taken by a later lookup for another reply of hers (which then never went)."""
+    customer_writes(app, ANA)
+    hung = synced_worker(app)
+    send = hung.sender.send
+
+    def proved_and_finished_while_hanging(phone: str, message: dict[str, Any], callback: str | None) -> str:
+        try:
+            return send(phone, message, callback)
+        except Uncertain:
+            (accepted,) = fake.accepted
+            assert status_callback(app, accepted["StatusCallback"], accepted["sid"], "sent") == 204
+            assert synced_worker(app).run_once() == 1  # another worker finishes it as sent
+            raise
+
+    hung.sender.send = proved_and_finished_while_hanging  # type: ignore[method-assign]
+    fake.plan.append(ANSWER_LOST)
+    assert hung.run_once() == 0
+    (menu,) = fake.accepted
+    assert record_of(outbox, ANA)["state"] == "sent" and record_of(outbox, ANA)["sid"] == menu["sid"]
+    assert outbox.next_due_ms() is None  # nothing waits: not pushed 30 s away
+
+    customer_writes(app, ANA, "menu")  # her next reply: Twilio fails it before creating anything
+    fake.plan.append(SERVER_ERROR)
+    worker = synced_worker(app)
+    assert worker.run_once() == 0
+    clock.advance(seconds=LOOKUP_ANSWERED.total_seconds())
+    assert worker.run_once() == 1
+    assert len(fake.accepted) == 2  # sent again: the lookup did not take the menu for it
 
 
 # -- many in flight -------------------------------------------------------------------------------------
