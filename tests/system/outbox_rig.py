@@ -62,6 +62,8 @@ LANGUAGES = frozenset({"en", "es", "pt"})
 TWILIO_DELAY = 0.1
 #: the worker's states of an entry still being worked on
 IN_FLIGHT = ("sending", "uncertain", "retry")
+#: the worker's name (the start of its lease tokens) as its first log line gives it
+WORKER_NAME = re.compile(r"outbox worker ([0-9a-f]{8}) started")
 #: what each of a conversation's replies says first (the content variable ``1``), tap by tap
 STEP_TEXT = (
     re.compile(r"^Hi\b"),
@@ -326,18 +328,34 @@ class OutboxRig:
         return time.monotonic() - started
 
     def delivered_all(self, made: list[list[Tap]]) -> Callable[[], bool]:
-        """A ``TwilioServer.wait_until`` condition: every customer has a created reply for each of their taps."""
-        wanted = {taps[0].form["From"].removeprefix("whatsapp:"): len(taps) for taps in made}
+        """A ``TwilioServer.wait_until`` condition: every customer's reply to their last tap was created
+        (and not failed: replies go in order, so the earlier ones went before it), and every failure
+        Twilio reported was posted back to the app (which queues it again or gives it up)."""
+        last = {taps[0].form["From"].removeprefix("whatsapp:"): len(taps) - 1 for taps in made}
 
         def enough() -> bool:  # under the server's lock
-            entries: dict[str, set[str]] = {}
+            done, failures = set(), set()
             for message in self.twilio.messages.values():
                 number = message.form["To"].removeprefix("whatsapp:")
-                if number in wanted and message.status != "failed":
-                    entries.setdefault(number, set()).add(callback_query(message).get("entry", ""))
-            return all(len(entries.get(number, ())) >= count for number, count in wanted.items())
+                if number not in last:
+                    continue
+                if message.status == "failed":
+                    failures.add(message.sid)
+                elif step_of(message) == last[number]:
+                    done.add(number)
+            reported = {c.sid for c in self.twilio.callbacks if c.status == "failed"}
+            return len(done) == len(last) and failures <= reported
 
         return enough
+
+    def worker_of(self, number: str) -> Any:
+        """The worker process holding ``number``'s lease (None when nobody does, or it is not ours)."""
+        token = self.db.get(self.keys.lease(number)) or ""
+        for process, log in self.workers.processes:
+            found = WORKER_NAME.search(log.read_text(errors="replace"))
+            if process.poll() is None and found and token.startswith(found[1]):
+                return process
+        return None
 
     # -- what happened ------------------------------------------------------------------------------
     def tally(self, made: list[list[Tap]], tapped: list[Tapped]) -> Tally:
