@@ -230,6 +230,28 @@ def test_a_send_proved_and_finished_elsewhere_while_it_hung_stays_finished(
     assert len(fake.accepted) == 2  # sent again: the lookup did not take the menu for it
 
 
+def test_a_proof_that_cuts_a_drain_short_leaves_the_customer_due_at_once(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """Twilio's "sent" callback can come before the worker has written its 201 down: it proves the
+    attempt, makes Ana due now and drops the lease, so the worker's next send finds the lease gone
+    and stops. Meanwhile the worker's own loop claimed Ana again (and skipped her: still draining),
+    which moved her doorbell to the end of a claim, 15 s away. The drain that stops must leave her
+    due now: her next reply must not wait out a lease nobody holds."""
+    customer_writes(app, ANA)
+    outbox.enqueue_text(ANA, "second")
+
+    def proved_before_written_down(phone: str, sid: str) -> None:
+        (accepted,) = fake.accepted
+        assert status_callback(app, accepted["StatusCallback"], sid, "sent") == 204
+        assert outbox.claim(outbox.now_ms(), 50, 15_000)[0] == [ANA]  # the loop's claim, skipped as busy
+
+    assert synced_worker(app, after_send=proved_before_written_down).run_once() == 1
+    assert outbox.next_due_ms() == epoch_ms(clock())
+    assert synced_worker(app).run_once() == 1  # no clock moved
+    assert bodies(fake, ANA)[1] == "second" and len(fake.accepted) == 2
+
+
 # -- many in flight -------------------------------------------------------------------------------------
 def test_a_hung_send_holds_up_only_its_own_customer(app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock) -> None:
     """Twilio hangs on Ana's reply until Bob's has gone through: one worker, two sends at once."""

@@ -175,6 +175,8 @@ class Worker:
                     wait_until = self.deliver(phone, *head, outbox=outbox, token=token)
                 except LeaseLost:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
+                    # due now, not at the end of a claim made meanwhile (a proof dropped our lease)
+                    outbox.settle(phone, held=True)
                     return finished
                 if wait_until is not None:
                     outbox.defer(phone, wait_until)
