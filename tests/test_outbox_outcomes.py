@@ -19,6 +19,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.channels.twilio import Uncertain
 from bot.outbox import UNDELIVERED_KEEP_MS, UNDELIVERED_MAX, WINDOW, Outbox, epoch_ms
 from bot.outbox.clock import RedisClock
 from bot.outbox.worker import IN_FLIGHT, LOOKUP_ANSWERED, LOOKUP_UNANSWERED, Worker, backoff
@@ -192,6 +193,65 @@ def test_a_proof_frees_the_customer_a_dead_worker_held(
     assert not db.exists(outbox.keys.lease(ANA)) and outbox.next_due_ms() == epoch_ms(clock())
     assert synced_worker(app).run_once() == 2  # no clock moved: no waiting out the lease
     assert len(fake.sends()) == 2 and bodies(fake, ANA)[1] == "second"
+
+
+def test_a_send_proved_and_finished_elsewhere_while_it_hung_stays_finished(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """Twilio created Ana's menu but the request hangs; its status callback proves the attempt, and
+    another worker finishes the entry as sent, all before the hung request times out. The timeout
+    must not turn the finished record back into an uncertain one: that record would stay in flight
+    for ever, the customer's doorbell would be pushed 30 s away, and its MessageSid, no longer on
+    record, would be taken by a later lookup for another reply of hers (which then never went)."""
+    customer_writes(app, ANA)
+    hung = synced_worker(app)
+    send = hung.sender.send
+
+    def proved_and_finished_while_hanging(phone: str, message: dict[str, Any], callback: str | None) -> str:
+        try:
+            return send(phone, message, callback)
+        except Uncertain:
+            (accepted,) = fake.accepted
+            assert status_callback(app, accepted["StatusCallback"], accepted["sid"], "sent") == 204
+            assert synced_worker(app).run_once() == 1  # another worker finishes it as sent
+            raise
+
+    hung.sender.send = proved_and_finished_while_hanging  # type: ignore[method-assign]
+    fake.plan.append(ANSWER_LOST)
+    assert hung.run_once() == 0
+    (menu,) = fake.accepted
+    assert record_of(outbox, ANA)["state"] == "sent" and record_of(outbox, ANA)["sid"] == menu["sid"]
+    assert outbox.next_due_ms() is None  # nothing waits: not pushed 30 s away
+
+    customer_writes(app, ANA, "menu")  # her next reply: Twilio fails it before creating anything
+    fake.plan.append(SERVER_ERROR)
+    worker = synced_worker(app)
+    assert worker.run_once() == 0
+    clock.advance(seconds=LOOKUP_ANSWERED.total_seconds())
+    assert worker.run_once() == 1
+    assert len(fake.accepted) == 2  # sent again: the lookup did not take the menu for it
+
+
+def test_a_proof_that_cuts_a_drain_short_leaves_the_customer_due_at_once(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """Twilio's "sent" callback can come before the worker has written its 201 down: it proves the
+    attempt, makes Ana due now and drops the lease, so the worker's next send finds the lease gone
+    and stops. Meanwhile the worker's own loop claimed Ana again (and skipped her: still draining),
+    which moved her doorbell to the end of a claim, 15 s away. The drain that stops must leave her
+    due now: her next reply must not wait out a lease nobody holds."""
+    customer_writes(app, ANA)
+    outbox.enqueue_text(ANA, "second")
+
+    def proved_before_written_down(phone: str, sid: str) -> None:
+        (accepted,) = fake.accepted
+        assert status_callback(app, accepted["StatusCallback"], sid, "sent") == 204
+        assert outbox.claim(outbox.now_ms(), 50, 15_000)[0] == [ANA]  # the loop's claim, skipped as busy
+
+    assert synced_worker(app, after_send=proved_before_written_down).run_once() == 1
+    assert outbox.next_due_ms() == epoch_ms(clock())
+    assert synced_worker(app).run_once() == 1  # no clock moved
+    assert bodies(fake, ANA)[1] == "second" and len(fake.accepted) == 2
 
 
 # -- many in flight -------------------------------------------------------------------------------------

@@ -168,6 +168,27 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
+# What became of an attempt (retry, uncertain, a failed lookup), written down only while the entry's
+# record is still that attempt's (its nonce) and in flight: a status callback may have proved the
+# attempt while its request hung, and another worker finished the entry meanwhile, whose finished
+# record must stay (it names the MessageSid a later lookup must not take for another entry).
+# KEYS[1] delivery hash; ARGV[1] entry id, [2] nonce, [3] record (JSON), [4] the hash's expiry (ms).
+# Returns false when not written, else the MessageSid a callback proved the attempt with ('' if none).
+_NOTE = (
+    _FINISHED_LUA
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local ok, record = pcall(cjson.decode, raw)
+if not ok or type(record) ~= 'table' or finished[record.state] or (record.nonce or '') ~= ARGV[2] then
+  return false
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return redis.call('HGET', KEYS[1], 'acc:' .. ARGV[1]) or ''
+"""
+)
+
 # A message queued outside a tap (a notice): the phone made due (keeping an earlier time, e.g. a
 # backoff) and the workers woken. KEYS[1] doorbell; ARGV[1] phone, [2] bell channel, [3] business,
 # [4] now.
@@ -429,6 +450,7 @@ class Outbox:
         self._head = client.register_script(_HEAD)
         self._leave = client.register_script(_LEAVE)
         self._unclaim = client.register_script(_UNCLAIM)
+        self._note = client.register_script(_NOTE)
 
     def now_ms(self) -> int:
         return epoch_ms(self.clock())
@@ -557,6 +579,18 @@ class Outbox:
         pipe.hset(key, entry_id, json.dumps(record, ensure_ascii=False))
         pipe.pexpire(key, RECORD_TTL_MS)
         pipe.execute()
+
+    def note(self, phone: str, entry_id: str, record: dict[str, Any]) -> str | None:
+        """Write down what became of an attempt (``record`` carries its nonce), unless the entry's
+        record is no longer that attempt in flight (a status callback proved it while it hung and
+        another worker finished the entry): None then, else the MessageSid a callback proved the
+        attempt with ('' when none did)."""
+        keys = [self.keys.delivery(phone)]
+        args: list[str | int] = [entry_id, str(record.get("nonce", "")), json.dumps(record, ensure_ascii=False)]
+        written = self._note(keys=keys, args=[*args, RECORD_TTL_MS])
+        if written is None:
+            return None
+        return written.decode() if isinstance(written, bytes) else str(written)
 
     def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> int:
         """Record the entry's outcome and remove it from the stream, atomically (one slot), pruning

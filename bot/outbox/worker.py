@@ -204,6 +204,7 @@ class Worker:
                     outcome = self.deliver(phone, head, outbox=outbox, token=token)
                 except LeaseLost:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
+                    drained = True  # leave: due now, not at the end of a claim made meanwhile
                     return finished
                 if isinstance(outcome, Later):
                     outbox.defer(phone, outcome.at_ms)
@@ -259,16 +260,19 @@ class Worker:
             sid = self.sender.send(phone, message, self._callback(outbox, phone, entry_id, nonce))
         except RetryLater as exc:
             delay = max(backoff(attempts), timedelta(seconds=exc.after or 0))
-            self._note(outbox, phone, entry_id, attempt, state="retry", reason=str(exc))
+            if self._note(outbox, phone, entry_id, attempt, state="retry", reason=str(exc)) is None:
+                raise LeaseLost(phone) from exc
             self._count("outbox.retry")
             log.info("outbox %s for %s: %s; retry in %ss", entry_id, mask_phone(phone), exc, delay.total_seconds())
             return Later(now + _ms(delay))
         except Uncertain as exc:
             look_at = now + _ms(LOOKUP_ANSWERED if exc.answered else LOOKUP_UNANSWERED)
-            self._note(outbox, phone, entry_id, attempt, state="uncertain", reason=str(exc), look_at=look_at)
+            proved = self._note(outbox, phone, entry_id, attempt, state="uncertain", reason=str(exc), look_at=look_at)
+            if proved is None:  # its status callback proved it while it hung, and another worker finished it
+                raise LeaseLost(phone) from exc
             self._count("outbox.uncertain")
             log.warning("outbox %s for %s may have been sent: %s", entry_id, mask_phone(phone), exc)
-            return Later(look_at)
+            return Later(now if proved else look_at)  # proved: finished as sent at once (see the top of deliver)
         except Undeliverable as exc:
             return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc))
         except Refused as exc:
@@ -315,8 +319,9 @@ class Worker:
             return found
         return None
 
-    def _note(self, outbox: Outbox, phone: str, entry_id: str, record: dict[str, Any], **changes: Any) -> None:
-        outbox.write_record(phone, entry_id, {**record, **changes})
+    def _note(self, outbox: Outbox, phone: str, entry_id: str, record: dict[str, Any], **changes: Any) -> str | None:
+        """Write down the attempt's new state unless it is no longer in flight (see :meth:`Outbox.note`)."""
+        return outbox.note(phone, entry_id, {**record, **changes})
 
     def _finish(
         self,
