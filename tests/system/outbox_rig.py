@@ -148,7 +148,7 @@ class InlineTapper(Tapper):
         super().__init__(port)
         self.inline: set[str] = set()
 
-    def post(self, tap: Tap) -> tuple[float, int]:
+    def post(self, tap: Tap) -> tuple[float, int, float]:
         body = urlencode(tap.form)
         headers = {"X-Twilio-Signature": tap.signature, "Content-Type": "application/x-www-form-urlencoded"}
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
@@ -159,9 +159,9 @@ class InlineTapper(Tapper):
             answer = response.read().decode(errors="replace")
             if response.status == 200 and answer.strip() != EMPTY_TWIML.strip():
                 self.inline.add(tap.form["MessageSid"])
-            return sent_at, response.status
+            return sent_at, response.status, time.monotonic()
         except (OSError, http.client.HTTPException):
-            return sent_at, 0
+            return sent_at, 0, 0.0
         finally:
             connection.close()
 
