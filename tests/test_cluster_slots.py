@@ -114,6 +114,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     apps.append(on_redis_time)
     get_services(on_redis_time).outboxes["test"].clock()  # the outbox reads the server's clock
     get_services(content).outboxes["test"].unclaim("+34600333444", 0)  # a claim that found its phone busy
+    get_services(content).outboxes["test"].release("+34600333444", "a-drain-that-failed")
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
     release_1_keys(get_services(content).redis)  # something for the upgrade to move
     assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0

@@ -311,10 +311,10 @@ def test_a_reply_queued_as_its_customer_is_let_go_is_not_held_for_a_lease(
     leave = outbox.leave
     keys = outbox.keys
 
-    def next_tap_lands(phone: str, token: str) -> None:
+    def next_tap_lands(phone: str, token: str, due_ms: int | None = None) -> None:
         monkeypatch.setattr(outbox, "leave", leave)  # once
         customer_writes(app, ANA, "menu")  # queued after the last finish read an empty stream
-        leave(phone, token)  # her phone is due now
+        leave(phone, token, due_ms)  # her phone is due now
         claimed = time.monotonic() + 10
         while float(outbox.client.zscore(keys.due, ANA) or 0) <= outbox.now_ms():  # the loop's claim
             assert time.monotonic() < claimed, "the loop never claimed her"

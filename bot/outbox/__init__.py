@@ -369,11 +369,16 @@ if score and tonumber(score) == tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1
 return 1
 """
 
-# A worker done with a phone: _SETTLE as its holder (the stream deleted and the doorbell dropped
-# if drained, else the phone due now), then its lease released if still its own. KEYS[1] stream,
-# [2] doorbell, [3] lease; ARGV[1] phone, [2] now (ms), [3] token.
+# A worker done with a phone says its last word on the doorbell and releases the lease in one step,
+# so a claim that failed on the lease meanwhile (it moved the doorbell to the end of its claim) is
+# undone and none can come in between: with a due time (ARGV[4]: a retry, a lookup, or now after a
+# batch) the doorbell is set to it; else it is settled as its holder would (_SETTLE: the stream
+# deleted and the doorbell dropped if drained, else due now). KEYS[1] stream, [2] doorbell, [3] lease;
+# ARGV[1] phone, [2] now (ms), [3] token, [4] due (ms, '' for none).
 _LEAVE = """
-if redis.call('XLEN', KEYS[1]) > 0 then
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+elseif redis.call('XLEN', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 else
   redis.call('DEL', KEYS[1])
@@ -543,10 +548,11 @@ class Outbox:
         keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
         return _head(self._head(keys=keys, args=["", 0]))
 
-    def leave(self, phone: str, token: str) -> None:
-        """Done with ``phone`` for now: settled as its holder (see :meth:`settle`), the lease released."""
+    def leave(self, phone: str, token: str, due_ms: int | None = None) -> None:
+        """Done with ``phone`` for now: due at ``due_ms``, or settled as its holder (see :meth:`settle`);
+        the lease released in the same step."""
         keys = [self.keys.outbox(phone), self.keys.due, self.keys.lease(phone)]
-        self._leave(keys=keys, args=[phone, self.now_ms(), token])
+        self._leave(keys=keys, args=[phone, self.now_ms(), token, "" if due_ms is None else due_ms])
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
         """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,

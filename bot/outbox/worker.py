@@ -197,28 +197,29 @@ class Worker:
         taken, head = outbox.take(phone, token, self.lease_ms)
         if not taken:
             return 0  # another worker is on it; the claim left it due when that lease ends
-        finished, drained = 0, False
+        # the drain's last word on the doorbell and the lease's release are one step (Outbox.leave): a
+        # claim that failed on our lease meanwhile has moved the doorbell to the end of that claim, and
+        # only a word said with (not before) the release undoes it
+        finished, due, left = 0, None, False
         try:
             while head is not None:
                 try:
                     outcome = self.deliver(phone, head, outbox=outbox, token=token)
                 except LeaseLost:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
-                    drained = True  # leave: due now, not at the end of a claim made meanwhile
-                    return finished
+                    break  # settled: due now, not at the end of a claim made meanwhile (a proof dropped our lease)
                 if isinstance(outcome, Later):
-                    outbox.defer(phone, outcome.at_ms)
-                    return finished
+                    due = outcome.at_ms
+                    break
                 finished += 1
                 if outcome == 0 or finished >= BATCH:
-                    break  # nothing left; or more, and others get a turn first (leave makes it due now)
+                    break  # nothing left; or more, and others get a turn first (settled: due now)
                 head = outbox.head(phone)
-            drained = True
+            outbox.leave(phone, token, due)
+            left = True
             return finished
         finally:
-            if drained:
-                outbox.leave(phone, token)
-            else:
+            if not left:  # Redis trouble or a bug: the lease lapses by itself, the claim ends
                 outbox.release(phone, token)
 
     def deliver(self, phone: str, head: Head, *, outbox: Outbox | None = None, token: str = "") -> Later | int:
