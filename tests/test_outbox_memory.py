@@ -132,8 +132,8 @@ def test_a_message_appended_as_the_worker_drains_is_never_lost(
             a_tap_arrives()  # the worker has just seen an empty stream
         return left
 
-    def left(phone: str, token: str, due_ms: int | None = None) -> None:
-        leave(phone, token, due_ms)
+    def left(phone: str, token: str, due_ms: int | None = None, entry_id: str = "") -> None:
+        leave(phone, token, due_ms, entry_id)
         if moment == "after the delete":
             a_tap_arrives()  # the stream is gone: the webhook makes a new one
 

@@ -195,6 +195,30 @@ def test_a_proof_frees_the_customer_a_dead_worker_held(
     assert len(fake.sends()) == 2 and bodies(fake, ANA)[1] == "second"
 
 
+def test_a_proof_that_lands_while_the_worker_writes_down_an_uncertain_send_is_not_overridden(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio answers 500 but did create Ana's reply; its status callback lands just after the worker
+    wrote the attempt down as uncertain and before it let Ana go (due in 5 s, for a lookup). She is
+    due now, and the proven reply is finished without a lookup or a second send."""
+    customer_writes(app, ANA)
+    fake.plan.append(PROCESSED_THEN_500)
+    note = outbox.note
+
+    def proof_lands(phone: str, entry_id: str, record: dict[str, Any]) -> str | None:
+        written = note(phone, entry_id, record)
+        (created,) = fake.accepted
+        assert status_callback(app, created["StatusCallback"], created["sid"], "sent") == 204
+        return written
+
+    monkeypatch.setattr(outbox, "note", proof_lands)
+    assert worker.run_once() == 0
+    assert outbox.next_due_ms() == epoch_ms(clock())  # not the lookup's 5 s
+    monkeypatch.undo()
+    assert worker.run_once() == 1  # no clock moved
+    assert len(fake.sends()) == 1 and not fake.lookups() and record_of(outbox, ANA)["state"] == "sent"
+
+
 def test_a_send_proved_and_finished_elsewhere_while_it_hung_stays_finished(
     app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
 ) -> None:
@@ -311,10 +335,10 @@ def test_a_reply_queued_as_its_customer_is_let_go_is_not_held_for_a_lease(
     leave = outbox.leave
     keys = outbox.keys
 
-    def next_tap_lands(phone: str, token: str, due_ms: int | None = None) -> None:
+    def next_tap_lands(phone: str, token: str, due_ms: int | None = None, entry_id: str = "") -> None:
         monkeypatch.setattr(outbox, "leave", leave)  # once
         customer_writes(app, ANA, "menu")  # queued after the last finish read an empty stream
-        leave(phone, token, due_ms)  # her phone is due now
+        leave(phone, token, due_ms, entry_id)  # her phone is due now
         claimed = time.monotonic() + 10
         while float(outbox.client.zscore(keys.due, ANA) or 0) <= outbox.now_ms():  # the loop's claim
             assert time.monotonic() < claimed, "the loop never claimed her"

@@ -372,12 +372,16 @@ return 1
 # A worker done with a phone says its last word on the doorbell and releases the lease in one step,
 # so a claim that failed on the lease meanwhile (it moved the doorbell to the end of its claim) is
 # undone and none can come in between: with a due time (ARGV[4]: a retry, a lookup, or now after a
-# batch) the doorbell is set to it; else it is settled as its holder would (_SETTLE: the stream
-# deleted and the doorbell dropped if drained, else due now). KEYS[1] stream, [2] doorbell, [3] lease;
-# ARGV[1] phone, [2] now (ms), [3] token, [4] due (ms, '' for none).
+# batch) the doorbell is set to it, or to now when a status callback has proved the entry it was
+# for (ARGV[5]) since (it may have come while the worker wrote the attempt down); else the phone is
+# settled as its holder would (_SETTLE: the stream deleted and the doorbell dropped if drained,
+# else due now). KEYS[1] stream, [2] doorbell, [3] lease, [4] delivery hash; ARGV[1] phone, [2] now
+# (ms), [3] token, [4] due (ms, '' for none), [5] the entry waited for ('' for none).
 _LEAVE = """
 if ARGV[4] ~= '' then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  local due = ARGV[4]
+  if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[4], 'acc:' .. ARGV[5]) == 1 then due = ARGV[2] end
+  redis.call('ZADD', KEYS[2], due, ARGV[1])
 elseif redis.call('XLEN', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 else
@@ -548,11 +552,12 @@ class Outbox:
         keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
         return _head(self._head(keys=keys, args=["", 0]))
 
-    def leave(self, phone: str, token: str, due_ms: int | None = None) -> None:
-        """Done with ``phone`` for now: due at ``due_ms``, or settled as its holder (see :meth:`settle`);
-        the lease released in the same step."""
-        keys = [self.keys.outbox(phone), self.keys.due, self.keys.lease(phone)]
-        self._leave(keys=keys, args=[phone, self.now_ms(), token, "" if due_ms is None else due_ms])
+    def leave(self, phone: str, token: str, due_ms: int | None = None, entry_id: str = "") -> None:
+        """Done with ``phone`` for now: due at ``due_ms`` (now if a callback has proved ``entry_id``
+        meanwhile), or settled as its holder (see :meth:`settle`); the lease released in the same step."""
+        keys = [self.keys.outbox(phone), self.keys.due, self.keys.lease(phone), self.keys.delivery(phone)]
+        args: list[str | int] = [phone, self.now_ms(), token, "" if due_ms is None else due_ms, entry_id]
+        self._leave(keys=keys, args=args)
 
     def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
         """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,

@@ -200,7 +200,7 @@ class Worker:
         # the drain's last word on the doorbell and the lease's release are one step (Outbox.leave): a
         # claim that failed on our lease meanwhile has moved the doorbell to the end of that claim, and
         # only a word said with (not before) the release undoes it
-        finished, due, left = 0, None, False
+        finished, due, waited_for, left = 0, None, "", False
         try:
             while head is not None:
                 try:
@@ -209,13 +209,13 @@ class Worker:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
                     break  # settled: due now, not at the end of a claim made meanwhile (a proof dropped our lease)
                 if isinstance(outcome, Later):
-                    due = outcome.at_ms
+                    due, waited_for = outcome.at_ms, head.entry_id
                     break
                 finished += 1
                 if outcome == 0 or finished >= BATCH:
                     break  # nothing left; or more, and others get a turn first (settled: due now)
                 head = outbox.head(phone)
-            outbox.leave(phone, token, due)
+            outbox.leave(phone, token, due, waited_for)
             left = True
             return finished
         finally:
