@@ -252,6 +252,32 @@ def test_a_proof_that_cuts_a_drain_short_leaves_the_customer_due_at_once(
     assert bodies(fake, ANA)[1] == "second" and len(fake.accepted) == 2
 
 
+def test_a_reply_queued_as_a_drain_ends_does_not_wait_out_the_lease(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """A worker finds Ana's stream empty and settles it (her doorbell dropped). That instant her next
+    reply is queued, which rings her due now, and another worker claims her: while the first still
+    holds her lease the claim fails, and it has moved her doorbell to the end of a claim, 15 s away.
+    The lease must go before the drain's last word on the doorbell, so the reply goes at once."""
+    customer_writes(app, ANA)
+    settle = outbox.settle
+    other = synced_worker(app)
+    interfered: list[int] = []
+
+    def a_reply_and_another_worker_as_it_settles(phone: str, *, held: bool = False) -> bool:
+        settled = settle(phone, held=held)
+        if settled and not interfered:
+            interfered.append(0)
+            customer_writes(app, ANA, "menu")
+            interfered[0] = other.run_once()
+        return settled
+
+    outbox.settle = a_reply_and_another_worker_as_it_settles  # type: ignore[method-assign]
+    assert synced_worker(app).run_once() == 1
+    assert interfered == [1]  # the other worker sent the new reply
+    assert len(fake.accepted) == 2 and outbox.pending(ANA) == 0 and outbox.next_due_ms() is None
+
+
 # -- many in flight -------------------------------------------------------------------------------------
 def test_a_hung_send_holds_up_only_its_own_customer(app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock) -> None:
     """Twilio hangs on Ana's reply until Bob's has gone through: one worker, two sends at once."""

@@ -165,27 +165,35 @@ class Worker:
         if not outbox.acquire(phone, token, self.lease_ms):
             return 0  # another worker is on it; the claim left it due when that lease ends
         finished = 0
+        # the drain's last word on the doorbell (settle it, or make it due at ``due``) is said once the
+        # lease is gone: a claim that fails on our lease meanwhile moves the doorbell to the end of that
+        # claim, and only a word said after the lease went undoes it (else a reply queued as this drain
+        # ends would wait out LEASE)
+        settle, due = False, None
         try:
             while finished < BATCH:
                 head = outbox.head(phone)
                 if head is None:
-                    outbox.settle(phone, held=True)
+                    settle = True
                     return finished
                 try:
                     wait_until = self.deliver(phone, *head, outbox=outbox, token=token)
                 except LeaseLost:
                     log.warning("outbox lease of %s lapsed: leaving it to the next worker", mask_phone(phone))
-                    # due now, not at the end of a claim made meanwhile (a proof dropped our lease)
-                    outbox.settle(phone, held=True)
+                    settle = True  # due now, not at the end of a claim made meanwhile (a proof dropped our lease)
                     return finished
                 if wait_until is not None:
-                    outbox.defer(phone, wait_until)
+                    due = wait_until
                     return finished
                 finished += 1
-            outbox.defer(phone, outbox.now_ms())  # more to send: stay due, others get a turn first
+            due = outbox.now_ms()  # more to send: stay due, others get a turn first
             return finished
         finally:
             outbox.release(phone, token)
+            if settle:
+                outbox.settle(phone, held=True)
+            elif due is not None:
+                outbox.defer(phone, due)
 
     def deliver(
         self,
