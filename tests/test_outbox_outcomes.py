@@ -278,6 +278,33 @@ def test_a_proof_that_cuts_a_drain_short_leaves_the_customer_due_at_once(
     assert bodies(fake, ANA)[1] == "second" and len(fake.accepted) == 2
 
 
+def test_a_reply_queued_as_a_drain_ends_does_not_wait_out_the_lease(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
+    """A worker finishes Ana's last reply and finds her stream empty. That instant her next reply is
+    queued and another worker claims her: the first still holds her lease, so the claim fails, and it
+    has moved her doorbell to the end of a claim, 15 s away. The first worker's last word (with the
+    lease's release, in one step) makes her due now, so the reply goes at once."""
+    customer_writes(app, ANA)
+    finish = outbox.finish
+    other = synced_worker(app)
+    interfered: list[int] = []
+
+    def a_reply_and_another_worker_as_it_finishes(phone: str, entry_id: str, record: dict[str, Any]) -> int:
+        left = finish(phone, entry_id, record)
+        if left == 0 and not interfered:
+            customer_writes(app, ANA, "menu")
+            interfered.append(other.run_once())
+        return left
+
+    outbox.finish = a_reply_and_another_worker_as_it_finishes  # type: ignore[method-assign]
+    assert synced_worker(app).run_once() == 1
+    assert interfered == [0]  # the other worker could not take her
+    assert outbox.next_due_ms() == epoch_ms(clock())  # due now, not at the end of that claim
+    assert other.run_once() == 1  # no clock moved
+    assert len(fake.accepted) == 2 and outbox.pending(ANA) == 0 and outbox.next_due_ms() is None
+
+
 # -- many in flight -------------------------------------------------------------------------------------
 def test_a_hung_send_holds_up_only_its_own_customer(app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock) -> None:
     """Twilio hangs on Ana's reply until Bob's has gone through: one worker, two sends at once."""

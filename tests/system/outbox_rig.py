@@ -12,8 +12,8 @@ naming its outbox entry, customer and attempt in its ``StatusCallback`` URL:
 
 * *delivered*: taps answered 200 whose reply Twilio created (and did not fail);
 * *lost*: taps answered 200 with no such reply, unless Twilio failed it after accepting and the
-  outbox gave it up on purpose because a newer message to the customer superseded it
-  (counted as *superseded*);
+  outbox gave it up on purpose: a newer message to the customer superseded it (counted as
+  *superseded*), or it was already queued again :data:`bot.outbox.MAX_REQUEUES` times (*gave up*);
 * *out of order*: replies created after a reply to a later tap of the same customer;
 * *wrong customer*: a message whose recipient is not the customer its callback URL names, whose
   entry is not in that customer's delivery records, or whose content is not the reply to the
@@ -166,6 +166,17 @@ class InlineTapper(Tapper):
             connection.close()
 
 
+def given_up(record: dict[str, Any]) -> bool:
+    """A record of a message Twilio failed after accepting it, queued again too often to be again."""
+    reason = record.get("reason", "")
+    return (
+        record.get("state") == "failed"
+        and "after accepting it" in reason
+        and "queued again" not in reason
+        and "superseded" not in reason
+    )
+
+
 def callback_query(message: Message) -> dict[str, str]:
     query = parse_qs(urlsplit(message.form.get("StatusCallback", "")).query)
     return {key: values[0] for key, values in query.items()}
@@ -197,6 +208,9 @@ class Tally:
     delivered: int = 0
     lost: int = 0
     superseded: int = 0
+    gave_up: int = 0
+    customers: int = 0
+    last_reply_delivered: int = 0  # customers whose reply to their last tap was delivered
     out_of_order: int = 0
     wrong_customer: int = 0
     duplicates: int = 0
@@ -219,6 +233,7 @@ class Tally:
             "failed_after_accept": self.failed_after_accept,
             "resent_after_failure": self.resent_after_failure,
             "superseded": self.superseded,
+            "gave_up": self.gave_up,
             "inline": self.inline,
             "p50_ms": round(p50),
             "max_ms": round(top),
@@ -394,6 +409,8 @@ class OutboxRig:
                     tally.resent_after_failure += 1
                 if record.get("state") == "failed" and "superseded" in record.get("reason", ""):
                     tally.superseded += 1
+                if given_up(record):
+                    tally.gave_up += 1
             self._one_customer(tally, number, messages.get(number, []), taps_of.get(number, []), records, sends)
         return tally
 
@@ -442,16 +459,18 @@ class OutboxRig:
                 tally.problems.append(f"{number} entry {entry}: content {good[0].form.get('ContentVariables')}")
                 continue
             replies[step] = good[0]
-        superseded = {
+        given_up_on = {  # the taps whose reply Twilio failed and the outbox gave up on purpose
             step_of(by_entry[name][0])
             for name, raw in records.items()
-            if name in by_entry and "superseded" in json.loads(raw).get("reason", "")
+            if name in by_entry and (given_up(json.loads(raw)) or "superseded" in json.loads(raw).get("reason", ""))
         }
         tally.expected += len(taps)
+        tally.customers += 1
+        tally.last_reply_delivered += bool(taps) and max(tap.index for tap in taps) in replies
         for tap in taps:
             reply = replies.get(tap.index)
             if reply is None:
-                if tap.index not in superseded:
+                if tap.index not in given_up_on:
                     tally.lost += 1
                     tally.problems.append(f"{number} tap {tap.index}: no reply created")
                 continue

@@ -3,9 +3,14 @@
 Each scenario runs customers' taps (several customers, each tapping in order) through the
 app under gunicorn, real ``flask --app wsgi worker`` processes and the local Twilio over HTTP
 (``outbox_rig.py``) while one fault is injected, then counts, from the messages Twilio created:
-lost, out of order, wrong customer and duplicates (see ``outbox_rig.Tally``). Lost, out of order
-and wrong customer must be 0 everywhere; duplicates too, except where Twilio itself gives the
-worker no way to know (said at each). The figures go to the system suite's report.
+lost, out of order, wrong customer and duplicates (see ``outbox_rig.Tally``), all 0 everywhere.
+
+Duplicates too: in every fault here Twilio leaves the worker a way to know. The one the worker
+cannot tell (see :mod:`bot.outbox.worker`: Twilio creating a message more than 30 s after the
+request, or its Messages list not showing one it created) is not among the local Twilio's faults,
+which create a message when the request arrives and list it at once. A failure Twilio reports
+after accepting a message is sent again as a new entry: counted apart (``resent_after_failure``),
+not as a duplicate. The figures go to the system suite's report, and a line per scenario is printed.
 
 Waits are on conditions (Twilio's records, Redis) with bounds; the worker's own timings set the
 pace: 5 s before looking up a send Twilio answered with a 5xx, 30 s for one it never answered
@@ -33,9 +38,9 @@ from .outbox_rig import OutboxRig, Tally
 CUSTOMERS = 24
 TAPS = 4
 RATE = 40.0  # taps/s in all: each customer taps about every 0.6 s
-#: counters the worker keeps in Redis, shown with each scenario's figures
 #: what a worker must never log: an error, a bug caught by its loop, a thread that died
 ERROR = re.compile(r'"level": "(ERROR|CRITICAL)"|unexpected error|Exception in thread')
+#: counters the worker keeps in Redis, shown with each scenario's figures
 COUNTERS = ("retry", "uncertain", "lookup", "found", "resent", "requeued", "lookup_failed")
 
 
@@ -67,7 +72,6 @@ def scenario(
     rate: float = RATE,
     during: Callable[[OutboxRig, threading.Event], dict[str, object]] | None = None,
     bound: float = 60.0,
-    duplicates_at_most: int = 0,
 ) -> Tally:
     """Run one scenario, assert what must hold everywhere, record and print its figures."""
     rig.reset(workers, skews=skews)
@@ -114,8 +118,8 @@ def scenario(
     assert tally.out_of_order == 0, tally.problems
     assert tally.wrong_customer == 0, tally.problems
     assert tally.stale_in_flight == 0, tally.problems
-    assert tally.duplicates <= duplicates_at_most, tally.problems
-    assert tally.delivered + tally.superseded == tally.expected, tally.line(name)
+    assert tally.duplicates == 0, tally.problems
+    assert tally.delivered + tally.superseded + tally.gave_up == tally.expected, tally.line(name)
     assert rig.twilio.surprises[surprises:] == []
     errors = [line for line in logs.splitlines() if ERROR.search(line)]
     assert errors == [], errors[:5]
@@ -127,7 +131,7 @@ def test_429_with_retry_after(rig: OutboxRig, report: Report) -> None:
     """Every 5th of the first 80 sends is answered 429 Retry-After: 1 (nothing created): sent again after
     the wait (or the worker's backoff, 2 s doubling, when longer), the customer's later replies behind it."""
     tally = scenario(rig, report, "429 Retry-After: 1 on every 5th send", faults=every(5, too_many(1), 80))
-    assert tally.duplicates == 0
+    assert tally.delivered == tally.expected
 
 
 def test_5xx_after_processing(rig: OutboxRig, report: Report) -> None:
@@ -141,14 +145,14 @@ def test_5xx_after_processing(rig: OutboxRig, report: Report) -> None:
             replace(server_error(503), lifecycle=QUIET),
         ]
     )
-    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(110)]
+    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(80)]
     scenario(rig, report, "500/503 after processing (created)", faults=faults, bound=40)
 
 
 def test_5xx_before_processing(rig: OutboxRig, report: Report) -> None:
     """500 and 503 before Twilio created anything: the lookup 5 s later finds nothing, it is sent again."""
     kinds = itertools.cycle([server_error(500, created=False), server_error(503, created=False)])
-    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(110)]
+    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(80)]
     scenario(rig, report, "500/503 before processing (not created)", faults=faults, bound=40)
 
 
@@ -166,21 +170,22 @@ def test_hangs_beyond_the_http_timeout(rig: OutboxRig, report: Report) -> None:
 
 
 def test_drops_after_accept(rig: OutboxRig, report: Report) -> None:
-    """The connection closes unanswered after Twilio created the message: the callback proves it, or
-    (no callback) the lookup 30 s on finds it."""
-    kinds = itertools.cycle([drop(created=True), drop(created=True), replace(drop(created=True), lifecycle=QUIET)])
-    faults = [next(kinds) if k % 7 == 6 else Fault() for k in range(60)]
-    scenario(rig, report, "connection dropped after accept", faults=faults, bound=60)
+    """Every 6th send: the connection closes unanswered after Twilio created the message; its status
+    callback proves the attempt, which is finished as sent without a second send. (A created message
+    left unanswered with no callback is the hang scenario's: found by the lookup 30 s on.)"""
+    faults = every(6, drop(created=True), 80)
+    scenario(rig, report, "connection dropped after accept", faults=faults, bound=40)
 
 
 def test_failed_after_accept_is_sent_again(rig: OutboxRig, report: Report) -> None:
-    """Twilio accepts every 5th send, then reports it failed with 63018 (WhatsApp's rate limit): the
+    """Twilio accepts every 5th of the first 60 sends, then reports it failed with 63018 (WhatsApp's rate limit): the
     callback queues it again (a new entry, 5 s later); a customer whose newer reply was already on its
     way keeps the newer one (superseded, on purpose). Every customer ends with a delivered reply."""
-    faults = every(5, Fault(lifecycle=failed(63018)), 120)
+    faults = every(5, Fault(lifecycle=failed(63018)), 60)
     tally = scenario(rig, report, "failed 63018 after accept", faults=faults, rate=20.0, bound=50)
     assert tally.failed_after_accept > 0
-    assert tally.resent_after_failure + tally.superseded == tally.failed_after_accept, tally.problems
+    assert tally.last_reply_delivered == tally.customers == CUSTOMERS
+    assert tally.resent_after_failure + tally.superseded + tally.gave_up == tally.failed_after_accept, tally.problems
 
 
 def test_redis_killed_while_sends_are_in_flight(rig: OutboxRig, report: Report) -> None:
@@ -215,8 +220,11 @@ def test_worker_sigkill_storm(rig: OutboxRig, report: Report) -> None:
     started. Twilio created each cut send: its status callback proves it (the customer is freed at
     once), or, for every 3rd send, no callback comes and the lookup 30 s on finds it. Nothing twice."""
 
+    kills = 0
+
     def storm(rig: OutboxRig, tapped: threading.Event) -> dict[str, object]:
-        kills, cut = 0, 0
+        nonlocal kills
+        cut = 0
         for _ in range(6):
             since = time.monotonic()
             if tapped.is_set():
@@ -240,10 +248,10 @@ def test_worker_sigkill_storm(rig: OutboxRig, report: Report) -> None:
 
     rig.twilio.delay = 0.4  # sends stay on the wire long enough to be cut
     faults = [Fault(lifecycle=QUIET) if k % 3 == 2 else Fault() for k in range(200)]
-    tally = scenario(
+    scenario(
         rig, report, "worker SIGKILL storm", faults=faults, during=storm, customers=30, taps=5, rate=10.0, bound=80
     )
-    assert tally.duplicates == 0
+    assert kills >= 4, "the storm found too few sends on the wire to cut"
 
 
 def test_clock_skew_between_hosts(rig: OutboxRig, report: Report) -> None:
@@ -253,6 +261,6 @@ def test_clock_skew_between_hosts(rig: OutboxRig, report: Report) -> None:
     kinds = itertools.cycle(
         [too_many(1), replace(server_error(500), lifecycle=QUIET), server_error(503, created=False)]
     )
-    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(110)]
+    faults = [next(kinds) if k % 6 == 5 else Fault() for k in range(80)]
     scenario(rig, report, "clock skew -1 h and +150 s", faults=faults, workers=2, skews=(-3600.0, 150.0), bound=40)
     assert rig.last_logs.count("skewed clock: ") == 2, rig.last_logs[-2000:]
