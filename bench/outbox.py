@@ -14,7 +14,10 @@ receiving the reply's ``Messages.json`` create.
 Scenarios, each on an emptied Redis with freshly started workers:
 
 * **steady**: ``--rate`` taps/s for ``--seconds`` (``--workers`` worker processes), then up to
-  ``--settle`` s for the last replies; also at ``--light-rate`` (the latency of an idle worker);
+  ``--settle`` s for the last replies; also at ``--light-rate`` (the latency of an idle worker).
+  One customer taps again ``--gap`` s after their previous tap at the earliest (default 1 s: a
+  reply spends 200 ms at Twilio alone, and people read before they tap); with ``--gap 0.2`` a
+  reply often waits for the same customer's previous one to be accepted (order per customer);
 * **burst**: ``--burst`` customers tap at the same moment; also the time until the last reply
   reached Twilio (up to ``--burst-bound`` s);
 * **drain**: ``--backlog`` replies queued by ``--backlog-customers`` customers with no worker
@@ -204,10 +207,11 @@ class Bench:
         self.reset(self.args.workers)
         count = max(1, round(rate * seconds))
         made = self.conversations(math.ceil(count / TAPS))
-        taps = interleave(made, width=max(2, round(rate * 0.2)))[:count]  # a phone taps every ~0.2 s or slower
+        taps = interleave(made, width=max(2, round(rate * self.args.gap)))[:count]  # a phone taps every ``gap`` s
         phones = {conversation[0].form["From"].removeprefix("whatsapp:") for conversation in made}
         since = len(self.twilio.received())
         tapped = self.tapper.paced(taps, rate)
+        self.last_tapped = tapped
         achieved = (len(tapped) - 1) / max(tapped[-1].sent_at - tapped[0].sent_at, 1e-9)
         until = self.wait_for_replies(phones, sum(t.status == 200 for t in tapped), since, settle)
         return self.figures(tapped, phones, since, until), achieved
@@ -247,6 +251,12 @@ class Bench:
         return figures, rate, (firsts[0] - started) if firsts else math.nan
 
 
+def answered(bench: Bench) -> str:
+    """How fast the webhook itself answered the last scenario's taps."""
+    answers = [1000 * (t.answered_at - t.sent_at) for t in bench.last_tapped if t.answered_at]
+    return f"the webhook answered in p50 {percentile(answers, 0.5):.0f} ms, p99 {percentile(answers, 0.99):.0f} ms"
+
+
 def report_lines(bench: Bench, args: argparse.Namespace) -> list[str]:
     """Run every scenario; the figures as Markdown lines (each printed as soon as it is known)."""
     lines: list[str] = []
@@ -258,18 +268,15 @@ def report_lines(bench: Bench, args: argparse.Namespace) -> list[str]:
     workers = f"{args.workers} worker process{'es' if args.workers > 1 else ''}"
     figures, achieved = bench.steady(args.rate, args.seconds, args.settle)
     say(f"- **steady {args.rate:g} taps/s** for {args.seconds:g} s ({achieved:.1f}/s achieved), {workers}:")
-    say(f"  tap → Twilio {figures.latency()}; {figures.counts()} (after {args.settle:g} s more)")
+    say(f"  {answered(bench)}; tap → Twilio {figures.latency()}; {figures.counts()} (after {args.settle:g} s more)")
     if args.light_rate:
         figures, achieved = bench.steady(args.light_rate, args.light_seconds, args.settle)
         say(f"- **steady {args.light_rate:g} taps/s** for {args.light_seconds:g} s, {workers}:")
         say(f"  tap → Twilio {figures.latency()}; {figures.counts()}")
     figures, last = bench.burst(args.burst, args.burst_bound)
     say(f"- **burst of {args.burst} customers** tapping at once, {workers}:")
-    answers = [1000 * (t.answered_at - t.sent_at) for t in bench.last_tapped if t.answered_at]
     say(
-        f"  the webhook answered the taps in p50 {percentile(answers, 0.5):.0f} ms,"
-        f" p99 {percentile(answers, 0.99):.0f} ms;"
-        f" tap → Twilio {figures.latency()}; last reply reached Twilio {last:.1f} s after the burst"
+        f"  {answered(bench)}; tap → Twilio {figures.latency()}; last reply reached Twilio {last:.1f} s after the burst"
         f" (bound {args.burst_bound:g} s); {figures.counts()}"
     )
     for count in args.drain_workers:
@@ -308,6 +315,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="taps/s of the steady run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the steady run")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait for the last replies")
+    parser.add_argument(
+        "--gap", type=float, default=1.0, help="seconds between two taps of one customer in steady runs (at least)"
+    )
     parser.add_argument("--light-rate", type=float, default=2.0, help="taps/s of the light steady run (0: none)")
     parser.add_argument("--light-seconds", type=float, default=15.0)
     parser.add_argument("--burst", type=int, default=200, help="customers tapping at once")
