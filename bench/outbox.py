@@ -67,6 +67,21 @@ PREFIX = "tapbook"
 LANGUAGES = frozenset({"en", "es", "pt"})
 
 
+def content_environment(redis_url: str, twilio_url: str, prefix: str = PREFIX) -> dict[str, str]:
+    """The app's settings in Content API mode against the local Twilio at ``twilio_url`` (the clinic's
+    catalog): for the app under gunicorn and for its worker processes alike."""
+    return {
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM": SENDER,
+        "TWILIO_API_URL": twilio_url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "BOT_CATALOG": str(CLINIC),
+    }
+
+
 class Workers:
     """``flask --app wsgi worker`` processes, each logging to its own file."""
 
@@ -126,16 +141,7 @@ class Bench:
         self.db = redis.Redis.from_url(self.redis.url, decode_responses=True)
         lifecycle = QUIET if args.callbacks == "none" else SENT_DELIVERED
         self.twilio = TwilioServer(delay=args.twilio_ms / 1000, lifecycle=lifecycle, callback_threads=8).start()
-        env = {
-            "REDIS_URL": self.redis.url,
-            "REDIS_KEY_PREFIX": PREFIX,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM": SENDER,
-            "TWILIO_API_URL": self.twilio.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "BOT_CATALOG": str(CLINIC),
-        }
+        env = content_environment(self.redis.url, self.twilio.url)
         self.app = Gunicorn("wsgi:app", workdir, env, "app")
         self.env = {**clean_environment(), **env, "PUBLIC_BASE_URL": self.app.url, "PYTHONPATH": str(REPO)}
         self.workers = Workers(self.env, workdir, args.worker_arg)

@@ -50,12 +50,15 @@ class Tapper:
         try:
             connection.request("POST", "/webhook", body=body, headers=headers)
             response = connection.getresponse()
-            response.read()
+            self.answered(tap, response.status, response.read())
             return sent_at, response.status, time.monotonic()
         except (OSError, http.client.HTTPException):
             return sent_at, 0, 0.0
         finally:
             connection.close()
+
+    def answered(self, tap: Tap, status: int, body: bytes) -> None:
+        """What the app answered ``tap`` (a subclass may look)."""
 
     def paced(self, taps: list[Tap], rate: float | None) -> list[Tapped]:
         """Send ``taps`` in list order, the k-th at start + k / ``rate`` (None: as fast as answered)."""

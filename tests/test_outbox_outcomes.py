@@ -24,6 +24,7 @@ from bot.outbox import UNDELIVERED_KEEP_MS, UNDELIVERED_MAX, WINDOW, Outbox, epo
 from bot.outbox.clock import RedisClock
 from bot.outbox.worker import IN_FLIGHT, LOOKUP_ANSWERED, LOOKUP_UNANSWERED, Worker, backoff
 
+from . import test_outbox
 from .conftest import Clock
 from .content_phone import content_config, synced_worker
 from .test_outbox import ANA, BOB, Crash, bodies, crash_after_send, customer_writes, status_callback
@@ -39,13 +40,8 @@ from .twilio_fake import (
     FakeTwilio,
 )
 
-
-@pytest.fixture
-def app(redis_server: Any, fake: FakeTwilio, clock: Clock) -> Iterator[Flask]:
-    redis.Redis.from_url(redis_server.url).flushdb()
-    app = create_app(content_config(fake, REDIS_URL=redis_server.url, CLOCK=clock))
-    yield app
-    get_services(app).redis.close()
+#: the Content API app on the real server, as test_outbox's tests have it
+app = test_outbox.app
 
 
 def record_of(outbox: Outbox, phone: str) -> dict[str, Any]:

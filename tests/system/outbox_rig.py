@@ -25,10 +25,8 @@ naming its outbox entry, customer and attempt in its ``StatusCallback`` URL:
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -38,12 +36,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 
 from bench.conversations import CLINIC, ConversationPlan, Tap, interleave, phone
 from bench.deliveries import percentile
+from bench.outbox import content_environment
 from bench.run import Gunicorn, clean_environment
 from bench.tapping import Tapped, Tapper
 from bot.booking.catalog import load_catalog
@@ -52,7 +51,7 @@ from bot.replies import EMPTY_TWIML
 
 from ..redis_server import RedisServer
 from ..twilio_faults import SENT_DELIVERED
-from ..twilio_rest import ACCOUNT_SID, AUTH_TOKEN, SENDER
+from ..twilio_rest import AUTH_TOKEN
 from ..twilio_server import Message, TwilioServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,22 +147,9 @@ class InlineTapper(Tapper):
         super().__init__(port)
         self.inline: set[str] = set()
 
-    def post(self, tap: Tap) -> tuple[float, int, float]:
-        body = urlencode(tap.form)
-        headers = {"X-Twilio-Signature": tap.signature, "Content-Type": "application/x-www-form-urlencoded"}
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        sent_at = time.monotonic()
-        try:
-            connection.request("POST", "/webhook", body=body, headers=headers)
-            response = connection.getresponse()
-            answer = response.read().decode(errors="replace")
-            if response.status == 200 and answer.strip() != EMPTY_TWIML.strip():
-                self.inline.add(tap.form["MessageSid"])
-            return sent_at, response.status, time.monotonic()
-        except (OSError, http.client.HTTPException):
-            return sent_at, 0, 0.0
-        finally:
-            connection.close()
+    def answered(self, tap: Tap, status: int, body: bytes) -> None:
+        if status == 200 and body.decode(errors="replace").strip() != EMPTY_TWIML.strip():
+            self.inline.add(tap.form["MessageSid"])
 
 
 def given_up(record: dict[str, Any]) -> bool:
@@ -255,17 +241,7 @@ class OutboxRig:
         self.twilio = TwilioServer(
             delay=TWILIO_DELAY, lifecycle=SENT_DELIVERED, callback_threads=8, hang_limit=30.0
         ).start()
-        env = {
-            "REDIS_URL": self.redis.url,
-            "REDIS_KEY_PREFIX": PREFIX,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM": SENDER,
-            "TWILIO_API_URL": self.twilio.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "BOT_CATALOG": str(CLINIC),
-            "WEB_CONCURRENCY": "2",
-        }
+        env = {**content_environment(self.redis.url, self.twilio.url, PREFIX), "WEB_CONCURRENCY": "2"}
         try:
             self.app = Gunicorn("wsgi:app", workdir, env, "app")
         except SystemExit as exc:
