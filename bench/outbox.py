@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,27 +84,60 @@ def content_environment(redis_url: str, twilio_url: str, prefix: str = PREFIX) -
 
 
 class Workers:
-    """``flask --app wsgi worker`` processes, each logging to its own file."""
+    """``flask --app wsgi worker`` processes, each logging to its own file (the benchmark's, and the
+    fault matrix's, which also kills them)."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, extra: list[str]) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, extra: Sequence[str] = (), *, grace: float = 2.0) -> None:
         self.env = env
         self.workdir = workdir
-        self.extra = extra
+        self.extra = list(extra)
+        #: how long a stopped worker may take to finish its sends before it is killed
+        self.grace = grace
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self.started = 0
+        self.killed: set[int] = set()
 
-    def start(self, count: int) -> None:
+    def start(self, count: int) -> list[subprocess.Popen[bytes]]:
+        return self.launch(count, ("-m", "flask"), ())
+
+    def launch(self, count: int, runner: Sequence[str], extra: Sequence[str]) -> list[subprocess.Popen[bytes]]:
+        """``count`` workers run by ``python <runner> --app wsgi worker``, once each says it started."""
+        new = []
         for _ in range(count):
-            log = self.workdir / f"worker-{len(self.processes) + 1}.log"
+            self.started += 1
+            log = self.workdir / f"worker-{self.started}.log"
+            command = [sys.executable, *runner, "--app", "wsgi", "worker", *self.extra, *extra]
             with log.open("wb") as out:
-                command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", *self.extra]
                 process = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=out, stderr=out)
             self.processes.append((process, log))
+            new.append((process, log))
         deadline = time.monotonic() + 30
-        for process, log in self.processes:
+        for process, log in new:
             while "started" not in log.read_text(errors="replace"):  # readiness of a process we started, bounded
                 if process.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"a worker did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(f"a worker did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
                 time.sleep(0.05)
+        return [process for process, _ in new]
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [process for process, _ in self.processes if process.poll() is None]
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL, as a crash would: sends on the wire are cut, nothing is written down after."""
+        self.killed.add(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def died(self) -> list[str]:
+        """The logs' ends of workers that exited on their own (not stopped or killed by us)."""
+        return [
+            log.read_text(errors="replace")[-2000:]
+            for process, log in self.processes
+            if process.poll() is not None and process.pid not in self.killed
+        ]
+
+    def logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for _, log in self.processes if log.exists())
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the running workers have used so far (Linux ``/proc``)."""
@@ -123,11 +157,12 @@ class Workers:
                 process.send_signal(signal.SIGTERM)
         for process, _ in self.processes:
             try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:  # today's worker finishes its whole round first
+                process.wait(timeout=self.grace)
+            except subprocess.TimeoutExpired:  # a send hung on Twilio ends within its HTTP timeout
                 process.kill()
                 process.wait(timeout=10)
         self.processes = []
+        self.killed = set()
 
 
 class Bench:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ import redis
 
 from bench.conversations import CLINIC, ConversationPlan, Tap, interleave, phone
 from bench.deliveries import percentile
-from bench.outbox import content_environment
+from bench.outbox import Workers, content_environment
 from bench.run import Gunicorn, clean_environment
 from bench.tapping import Tapped, Tapper
 from bot.booking.catalog import load_catalog
@@ -74,69 +73,16 @@ STEP_TEXT = (
 )
 
 
-class WorkerProcesses:
-    """``flask --app wsgi worker`` processes, each logging to its own file; ``skew`` runs one under
-    ``tests/system/skewed_clock.py`` (its process clock off by that many seconds)."""
+class WorkerProcesses(Workers):
+    """The benchmark's workers, polling every 0.5 s, given 15 s to stop (a hung send's HTTP timeout);
+    ``skew`` runs one under ``tests/system/skewed_clock.py`` (its process clock off by that many seconds)."""
 
     def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env = env
-        self.workdir = workdir
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-        self.started = 0
-        self.killed: set[int] = set()
+        super().__init__(env, workdir, ("--idle", "0.5"), grace=15.0)
 
     def start(self, count: int, *, skew: float = 0.0, extra: tuple[str, ...] = ()) -> list[subprocess.Popen[bytes]]:
-        new = []
-        for _ in range(count):
-            self.started += 1
-            log = self.workdir / f"worker-{self.started}.log"
-            prefix = ["-m", "tests.system.skewed_clock", str(skew)] if skew else ["-m", "flask"]
-            command = [sys.executable, *prefix, "--app", "wsgi", "worker", "--idle", "0.5", *extra]
-            with log.open("wb") as out:
-                process = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=out, stderr=out)
-            self.processes.append((process, log))
-            new.append((process, log))
-        deadline = time.monotonic() + 30
-        for process, log in new:
-            while "started" not in log.read_text(errors="replace"):  # readiness of a process we started, bounded
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace")[-2000:]
-                    raise AssertionError(f"a worker did not start; see {log}:\n{tail}")
-                time.sleep(0.05)
-        return [process for process, _ in new]
-
-    def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [process for process, _ in self.processes if process.poll() is None]
-
-    def kill(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL, as a crash would: sends on the wire are cut, nothing is written down after."""
-        self.killed.add(process.pid)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def died(self) -> list[str]:
-        """The logs' ends of workers that exited on their own (not stopped or killed by us)."""
-        return [
-            log.read_text(errors="replace")[-2000:]
-            for process, log in self.processes
-            if process.poll() is not None and process.pid not in self.killed
-        ]
-
-    def logs(self) -> str:
-        return "\n".join(log.read_text(errors="replace") for _, log in self.processes if log.exists())
-
-    def stop(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=15)  # a send hung on Twilio ends within its HTTP timeout
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        self.processes = []
-        self.killed = set()
+        runner = ("-m", "tests.system.skewed_clock", str(skew)) if skew else ("-m", "flask")
+        return self.launch(count, runner, extra)
 
 
 class InlineTapper(Tapper):
