@@ -29,7 +29,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     ``test_config`` may also carry ``CLOCK`` (a callable returning an aware datetime) and
     ``CATALOG`` (a :class:`~bot.booking.catalog.Catalog` instead of the ``BOT_CATALOG`` file)
-    and ``TWILIO_HTTP_CLIENT`` (a ``twilio.http.HttpClient`` for the Twilio REST client).
+    and ``TWILIO_HTTP_CLIENT`` (a ``twilio.http.HttpClient`` for the Twilio REST client), and
+    ``OUTBOX_CLOCK`` (the outbox's clock: ``CLOCK`` unless given; None for the Redis server's, as
+    in production).
     Invalid settings raise :class:`~bot.errors.ConfigError` (a one-line ``SystemExit``).
     """
     app = Flask(__name__)
@@ -51,6 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             clock=app.config.get("CLOCK"),
             catalog=app.config.get("CATALOG"),
             twilio_http=app.config.get("TWILIO_HTTP_CLIENT"),
+            outbox_clock=app.config.get("OUTBOX_CLOCK", "same"),
         ),
     )
     if settings.trusted_proxy_hops:

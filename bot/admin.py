@@ -43,7 +43,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 
 from . import logins
-from .agenda import agenda, cancel_for_business, today, why_not
+from .agenda import agenda, cancel_for_business, today, undelivered, why_not
 from .notify import tell_cancelled, told_text
 from .services import get_services
 from .tenants import Tenant
@@ -147,6 +147,7 @@ def bookings() -> str:
         "admin/bookings.html",
         business=shop.business.name,
         days=days,
+        undelivered=undelivered(services, shop),
         token=lambda ref: signer.dumps(ref),
         notices=get_flashed_messages(),
     )

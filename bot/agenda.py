@@ -31,6 +31,15 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Undelivered:
+    """A message that did not reach its customer, ready to print."""
+
+    when: str  # "Wed 14 Jan 10:05"
+    phone: str  # masked
+    why: str
+
+
+@dataclass(frozen=True)
 class Day:
     day: date
     label: str  # "Wed 14 Jan"
@@ -110,3 +119,20 @@ _REFUSALS = {
 def why_not(status: str) -> str:
     """Why the business could not cancel, from the cancel script's answer."""
     return _REFUSALS.get(status, "it cannot be cancelled")
+
+
+def undelivered(services: Services, shop: Tenant, limit: int = 20) -> list[Undelivered]:
+    """The business's messages given up lately (failed, undeliverable, or failed after Twilio
+    accepted them), newest first; none outside Content API mode. One round trip."""
+    outbox = services.outboxes.get(shop.id)
+    if outbox is None or not shop.channel.out_of_band:
+        return []
+    tz = shop.business.timezone
+    t = services.catalogs.get(shop.default_language)
+    rows = []
+    for given_up in outbox.undelivered(limit):
+        local = given_up.at.astimezone(tz)
+        rows.append(
+            Undelivered(f"{day_label(local.date(), t)} {local:%H:%M}", mask_phone(given_up.phone), given_up.reason)
+        )
+    return rows

@@ -113,16 +113,28 @@ def _wait_replicas(value: Any) -> int | None:
     return _number(int, 0, 5)(value)
 
 
-def _public_base_url(value: Any) -> str | None:
-    url = _optional_text(value)
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL such as https://bot.example.com (got {url!r})")
-    if parts.query or parts.fragment:
-        raise ValueError("must not carry a query string or fragment")
-    return url.rstrip("/")
+def _base_url(example: str, *, credentials: bool = True) -> Parser:
+    """An http(s) URL with a host and no query or fragment (nor a user name or password unless
+    ``credentials``); the trailing ``/`` dropped; blank → None."""
+
+    def parse(value: Any) -> str | None:
+        url = _optional_text(value)
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        try:
+            valid = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number from 0 to 65535
+            valid = False
+        if not valid:
+            raise ValueError(f"must be an http(s) URL such as {example} (got {url!r})")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query string or fragment")
+        if not credentials and (parts.username is not None or parts.password is not None):
+            raise ValueError("must not carry a user name or password")
+        return url.rstrip("/")
+
+    return parse
 
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -274,6 +286,12 @@ class Settings:
     twilio_messaging_service_sid: str | None = _setting(
         None, _prefixed("MG", "MG0123…"), "Messaging Service to send from instead of TWILIO_FROM."
     )
+    twilio_api_url: str | None = _setting(
+        None,
+        _base_url("http://127.0.0.1:8010", credentials=False),
+        "Send every Twilio REST request to this base URL instead of Twilio's (a local stand-in for tests and"
+        " benchmarks).",
+    )
     twilio_validate_signature: bool | None = _setting(
         None,
         _auto_bool,
@@ -281,7 +299,7 @@ class Settings:
     )
     public_base_url: str | None = _setting(
         None,
-        _public_base_url,
+        _base_url("https://bot.example.com"),
         "Scheme and host Twilio calls (e.g. https://bot.example.com); signatures are checked against it.",
     )
     webhook_hosts: tuple[str, ...] = _setting(

@@ -81,6 +81,10 @@ class BusinessKeys:
     def due(self) -> str:
         return f"{self.base}:due"
 
+    @property
+    def undelivered(self) -> str:
+        return f"{self.base}:undelivered"
+
     def status(self, message_sid: str) -> str:
         return f"{self.base}:status:{message_sid}"
 
@@ -133,6 +137,11 @@ class SharedKeys:
     @property
     def outbox_totals(self) -> str:
         return f"{self.prefix}:outbox-totals"
+
+    @property
+    def outbox_bell(self) -> str:
+        """Pub/sub channel (not a key): a business id is published on it when a message is queued."""
+        return f"{self.prefix}:outbox-bell"
 
 
 @dataclass(frozen=True)
@@ -281,10 +290,23 @@ LAYOUT: tuple[KeyDoc, ...] = (
         f"{_B}:delivery:<+E164>",
         "hash",
         "7 days after the worker's last write; a finished record is pruned 2 days after it finished",
-        "outbox entry id → the worker's record (state, `at`, attempts, sid, reason); `acc:<id>` → MessageSid "
+        "outbox entry id → the worker's record (state, `at`, attempts, attempt `nonce`, `look_at`, sid, reason; a sent "
+        "one keeps its message `m` 15 minutes or until delivered); `acc:<id>` → MessageSid a status callback proved "
         "Twilio accepted an entry still in flight as",
     ),
-    KeyDoc(f"{_B}:lease:<+E164>", "string", "1 minute", "the worker sending this customer's messages"),
+    KeyDoc(
+        f"{_B}:lease:<+E164>",
+        "string",
+        "15 seconds, extended before each send",
+        "the worker sending this customer's messages (dropped by a callback proving its send)",
+    ),
+    KeyDoc(
+        f"{_B}:undelivered",
+        "zset",
+        "7 days after the last write; the newest 200 kept",
+        "JSON `{phone, entry, state, reason}` → epoch ms a message was given up (failed, undeliverable, or failed "
+        "after Twilio accepted it): shown on `/admin`",
+    ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),

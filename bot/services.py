@@ -63,6 +63,8 @@ class Services:
     shared_keys: SharedKeys
     #: Twilio REST client, when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set
     twilio: Client | None
+    #: a new Twilio REST client (the worker's threads each get their own), or None as above
+    new_twilio: Callable[[], Client | None]
     #: numbers no business claims, and when a message to each was last logged as a WARNING
     unrouted_warned: dict[str, float] = field(default_factory=dict)
 
@@ -109,8 +111,12 @@ def build_services(
     clock: Callable[[], datetime] | None,
     catalog: Catalog | Sequence[Catalog] | None = None,
     twilio_http: HttpClient | None = None,
+    outbox_clock: Callable[[], datetime] | None | str = "same",
 ) -> Services:
-    """Everything a request needs, built once. ``catalog`` (tests: one or several) replaces ``BOT_CATALOG``."""
+    """Everything a request needs, built once. ``catalog`` (tests: one or several) replaces ``BOT_CATALOG``.
+
+    ``outbox_clock``: the outbox's clock; ``"same"`` (the default) is ``clock``, and None (what
+    production gets, ``clock`` being None too) is the Redis server's."""
     businesses = load_businesses(settings, catalogs, catalog)
     if len(businesses) > 1 and settings.admin_password:
         raise ConfigError("ADMIN_PASSWORD", "is for one business; with several, set ADMIN_PASSWORD_<ID> for each")
@@ -134,6 +140,8 @@ def build_services(
     for shop in tenants:
         stats.add_business(shop.id)
     directory = Directory(tenants)
+    outboxes_clock = clock if outbox_clock == "same" else outbox_clock
+    assert not isinstance(outboxes_clock, str), outbox_clock
     clock = clock or utc_now
     store = TapStore(
         client,
@@ -141,6 +149,8 @@ def build_services(
         session_ttl=settings.session_ttl_seconds,
         profile_ttl=settings.profile_ttl_seconds,
         dedupe_ttl=settings.dedupe_ttl_seconds,
+        redis_time=outboxes_clock is None,
+        bell=shared_keys.outbox_bell,
     )
     conversation = Conversation(store, build_registry(), catalogs, stats, clock=clock)
     signature = SignatureCheck(
@@ -160,10 +170,13 @@ def build_services(
         conversation=conversation,
         signature=signature,
         clock=clock,
-        outboxes={shop.id: Outbox(client, shop.keys, clock=clock) for shop in tenants},
+        outboxes={
+            shop.id: Outbox(client, shop.keys, clock=outboxes_clock, bell=shared_keys.outbox_bell) for shop in tenants
+        },
         scripts=scripts,
         shared_keys=shared_keys,
         twilio=build_client(settings, twilio_http),
+        new_twilio=lambda: build_client(settings, twilio_http),
     )
 
 

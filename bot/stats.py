@@ -63,7 +63,10 @@ NO_BUSINESS = "none"
 _HELP = {
     "webhooks": "Webhook requests by outcome.",
     "bookings": "Bookings created, cancelled and rescheduled.",
-    "outbox_messages": "Outgoing messages by the worker's result (sent, retry, failed, undeliverable, resent).",
+    "outbox_messages": (
+        "Outgoing messages by the worker's result (sent, retry, failed, undeliverable, uncertain, found, resent,"
+        " lookup, lookup_failed) and by what callbacks reported after (requeued, failed_after_accept)."
+    ),
     "delivery_status_callbacks": "Twilio status callbacks by status (stale: arrived after a later one).",
     "commit_conflicts": "Taps replayed because another tap of the same phone committed first.",
     "write_refusals": "Taps replayed because a hold, booking or cancel no longer had the outcome announced.",

@@ -129,10 +129,22 @@ class TapStore:
     """Sessions, profiles and message records, and the apply script (one client for all businesses)."""
 
     def __init__(
-        self, client: redis.Redis, scripts: Scripts, *, session_ttl: int, profile_ttl: int, dedupe_ttl: int
+        self,
+        client: redis.Redis,
+        scripts: Scripts,
+        *,
+        session_ttl: int,
+        profile_ttl: int,
+        dedupe_ttl: int,
+        redis_time: bool = False,
+        bell: str = "",
     ) -> None:
         self.client = client
         self.scripts = scripts
+        #: stamp the outbox's doorbell and 24-hour window with the server's clock (production)
+        self.redis_time = redis_time
+        #: the channel a queued message is announced on (wakes the outbox workers)
+        self.bell = bell
         self._session_ttl_ms = session_ttl * 1000
         self._profile_ttl_ms = profile_ttl * 1000
         self._dedupe_ttl_ms = dedupe_ttl * 1000
@@ -206,6 +218,9 @@ class TapStore:
             "now_ms": plan.now_ms,
             "window_ms": plan.window_ms or 0,
             "window_ttl": WINDOW_TTL_MS,
+            "redis_time": self.redis_time,
+            "bell": self.bell,
+            "business": shop.id,
         }
         args: list[str] = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
         for name, value in plan.fields.items():

@@ -30,6 +30,7 @@ from bot.outbox.worker import Worker
 from .catalogs import salon
 from .redis_server import RedisServer
 from .twilio_fake import FakeTwilio
+from .twilio_server import TwilioServer
 from .whatsapp import WhatsApp
 
 TOKEN = "test-auth-token"
@@ -154,9 +155,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def fake() -> FakeTwilio:
-    """Twilio's side of the network edge: the Content API and Messages the app calls."""
-    return FakeTwilio()
+def fake(clock: Clock) -> FakeTwilio:
+    """Twilio's side of the network edge: the Content API and Messages the app calls (on the test's clock)."""
+    return FakeTwilio(clock=clock)
+
+
+@pytest.fixture
+def twilio_server() -> Iterator[TwilioServer]:
+    """Twilio's REST API over HTTP on a free loopback port, for ``TWILIO_API_URL=twilio_server.url``
+    (in-process apps and the app's own processes alike); a request the bot never makes fails the test."""
+    with TwilioServer() as server:
+        yield server
+    assert not server.surprises, server.surprises
 
 
 @pytest.fixture

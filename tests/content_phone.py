@@ -38,6 +38,7 @@ def synced_worker(app: Flask, **kwargs: Any) -> Worker:
     """The app's outbox worker, after ``templates sync`` created the templates on the fake account."""
     services = get_services(app)
     sync_templates(services.twilio, TemplateSids(services.redis, services.shared_keys.templates))
+    kwargs.setdefault("pool", 1)  # one send at a time: a test's planned answers go in order
     with app.app_context():
         return build_worker(**kwargs)
 

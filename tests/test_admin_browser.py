@@ -21,7 +21,10 @@ from bot import create_app, get_services
 
 from .bookings import book
 from .conftest import REQUIRE_REAL, TOKEN, app_config
+from .content_phone import content_config, synced_worker
 from .redis_server import RedisServer, free_port
+from .test_outbox import ANA, customer_writes
+from .twilio_fake import BAD_NUMBER, FakeTwilio
 from .whatsapp import WhatsApp
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -53,11 +56,8 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def live_app(redis_server: RedisServer) -> Iterator[tuple[Flask, str]]:
-    """The app behind a real HTTP server thread, on the real Redis."""
-    redis.Redis.from_url(redis_server.url).flushdb()
-    app = create_app(app_config(REDIS_URL=redis_server.url, ADMIN_PASSWORD=PASSWORD))
+def serve(app: Flask) -> Iterator[tuple[Flask, str]]:
+    """``app`` behind a real HTTP server thread."""
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -66,6 +66,20 @@ def live_app(redis_server: RedisServer) -> Iterator[tuple[Flask, str]]:
     server.shutdown()
     thread.join(timeout=10)
     get_services(app).redis.close()
+
+
+@pytest.fixture
+def live_app(redis_server: RedisServer) -> Iterator[tuple[Flask, str]]:
+    """The app behind a real HTTP server thread, on the real Redis."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    yield from serve(create_app(app_config(REDIS_URL=redis_server.url, ADMIN_PASSWORD=PASSWORD)))
+
+
+@pytest.fixture
+def live_buttons_app(redis_server: RedisServer, fake: FakeTwilio) -> Iterator[tuple[Flask, str]]:
+    """The same in Content API mode: replies go through the outbox to the fake Twilio."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    yield from serve(create_app(content_config(fake, REDIS_URL=redis_server.url, ADMIN_PASSWORD=PASSWORD)))
 
 
 def test_no_or_a_wrong_password_is_refused(browser, live_app: tuple[Flask, str]) -> None:  # type: ignore[no-untyped-def]
@@ -128,4 +142,26 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ana}", "status") == "cancelled"
     page.reload()
     assert page.locator(".notice").count() == 0  # shown once
+    context.close()
+
+
+def test_the_owner_sees_which_messages_did_not_reach_customers(
+    browser,
+    live_buttons_app: tuple[Flask, str],
+    fake: FakeTwilio,  # type: ignore[no-untyped-def]
+) -> None:
+    """Twilio refuses Ana's reply for good: the owner's page says so, on top, readable on a phone."""
+    app, base = live_buttons_app
+    customer_writes(app, ANA)
+    fake.plan.append(BAD_NUMBER)
+    synced_worker(app).run_once()
+    context = browser.new_context(http_credentials={"username": "owner", "password": PASSWORD}, viewport=PHONE_SCREEN)
+    page = context.new_page()
+    response = page.goto(base + "/admin")
+    assert response is not None and response.status == 200
+    section = page.locator("#undelivered")
+    assert section.locator("h2").inner_text() == "Messages that did not reach customers"
+    (row,) = section.locator("li").all_inner_texts()
+    assert row.startswith("Wed 14 Jan 10:00") and "+34*****222" in row and "21211" in row
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     context.close()

@@ -23,7 +23,7 @@ from flask import Flask
 
 from bot import create_app, get_services
 from bot.outbox import Outbox
-from bot.outbox.worker import SEND_GRACE, Worker, backoff
+from bot.outbox.worker import LEASE, LOOKUP_UNANSWERED, Worker, backoff
 
 from .conftest import SECRET_KEY, TOKEN, Clock
 from .content_phone import content_config, synced_worker
@@ -32,9 +32,12 @@ from .twilio_fake import (
     BAD_NUMBER,
     CONNECT_TIMEOUT,
     OUTSIDE_WINDOW,
+    PROCESSED_THEN_500,
+    RATE_LIMITED,
     SERVER_ERROR,
     TIMEOUT,
     TOO_MANY,
+    UNREADABLE,
     FakeTwilio,
 )
 from .whatsapp import BASE_URL, WhatsApp
@@ -94,7 +97,7 @@ def test_a_free_form_text_is_sent_after_the_reply_in_order(
     assert get_services(app).stats.get("outbox.sent") == 2
 
 
-@pytest.mark.parametrize("failure", [TOO_MANY, SERVER_ERROR, CONNECT_TIMEOUT])
+@pytest.mark.parametrize("failure", [TOO_MANY, RATE_LIMITED, CONNECT_TIMEOUT])
 def test_a_passing_failure_is_retried_with_backoff(
     app: Flask, fake: FakeTwilio, outbox: Outbox, worker: Worker, clock: Clock, failure: Any
 ) -> None:
@@ -114,7 +117,8 @@ def test_a_passing_failure_is_retried_with_backoff(
     assert len(fake.sends()) == 2
     clock.advance(seconds=0.1)
     assert worker.run_once() == 1
-    assert len(fake.accepted) == 1 and outbox.delivery(ANA)[entry] | {"at": 0} == {
+    assert len(fake.accepted) == 1 and outbox.delivery(ANA)[entry] | {"at": 0, "m": ""} == {
+        "m": "",
         "state": "sent",
         "sid": fake.accepted[0]["sid"],
         "attempts": 3,
@@ -139,11 +143,13 @@ def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order(
         outbox.enqueue_text(phone, f"notice {n}")
         expected[phone].append(f"notice {n}")
     failures = random.Random(5)
-    fake.plan.extend(failures.choice([TOO_MANY, SERVER_ERROR, CONNECT_TIMEOUT, TIMEOUT, "ok"]) for _ in range(40))
+    answers = [TOO_MANY, SERVER_ERROR, CONNECT_TIMEOUT, TIMEOUT, ANSWER_LOST, PROCESSED_THEN_500, UNREADABLE, "ok"]
+    fake.plan.extend(failures.choice(answers) for _ in range(40))
     run_until_idle(worker, clock, outbox)
     for phone in phones:
         assert bodies(fake, phone)[1:] == expected[phone]  # each once, in order, after the menu
     assert len(fake.accepted) == 15 and not fake.surprises
+    assert get_services(app).stats.get("outbox.found") > 0  # some were sent, their answer lost: found
 
 
 def test_one_customers_retry_does_not_hold_up_another(app: Flask, fake: FakeTwilio, worker: Worker) -> None:
@@ -255,17 +261,19 @@ def test_killed_after_twilio_accepted_the_status_callback_prevents_a_repeat(
     assert record["state"] == "sent" and record["sid"] == accepted["sid"] and outbox.pending(ANA) == 0
 
 
-def test_killed_after_twilio_accepted_without_a_callback_resends_after_the_grace(
+def test_killed_after_twilio_accepted_without_a_callback_is_found_at_twilio_not_sent_again(
     app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
 ) -> None:
-    """The documented residual window: Twilio accepted, then two minutes without a callback."""
     recovered = killed_after_send(app, outbox)
-    clock.advance(seconds=SEND_GRACE.total_seconds() - 1)
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds() - 1)
     recovered.run_once()
-    assert len(fake.sends()) == 1  # waits for a callback first
+    assert len(fake.sends()) == 1 and not fake.lookups()  # waits for a callback first
     clock.advance(seconds=1)
     assert recovered.run_once() == 1
-    assert len(fake.accepted) == 2 and get_services(app).stats.get("outbox.resent") == 1
+    (accepted,) = fake.accepted
+    (record,) = outbox.delivery(ANA).values()
+    assert record["state"] == "sent" and record["sid"] == accepted["sid"] and len(fake.lookups()) == 1
+    assert get_services(app).stats.get("outbox.found") == 1 and get_services(app).stats.get("outbox.resent") == 0
 
 
 def test_killed_before_twilio_answered_sends_once_after_the_grace(
@@ -284,9 +292,9 @@ def test_killed_before_twilio_answered_sends_once_after_the_grace(
     monkeypatch.setattr(fake, "request", original)
     get_services(app).redis.delete(outbox.keys.lease(ANA))
     worker.run_once()
-    assert not fake.accepted  # within the grace: its callback could still come
-    clock.advance(seconds=SEND_GRACE.total_seconds())
-    assert worker.run_once() == 2
+    assert not fake.accepted and not fake.lookups()  # it may still be on the wire, or its callback may come
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds())
+    assert worker.run_once() == 2  # Twilio does not have it: sent again, then the second
     assert len(bodies(fake, ANA)) == 2 and bodies(fake, ANA)[1] == "second"  # once each, in order
 
 
@@ -296,13 +304,14 @@ def test_a_read_timeout_waits_for_the_callback_instead_of_sending_twice(
     customer_writes(app, ANA)
     fake.plan.append(ANSWER_LOST)  # Twilio took it, the answer never came back
     assert worker.run_once() == 0
-    clock.advance(seconds=30)
+    clock.advance(seconds=10)
     worker.run_once()
     assert len(fake.sends()) == 1  # not re-sent after a mere backoff
     (accepted,) = fake.accepted
     assert status_callback(app, accepted["StatusCallback"], accepted["sid"], "sent") == 204
+    assert outbox.next_due_ms() == int(clock().timestamp() * 1000)  # the proof made Ana due now
     assert worker.run_once() == 1
-    assert len(fake.sends()) == 1 and outbox.pending(ANA) == 0
+    assert len(fake.sends()) == 1 and outbox.pending(ANA) == 0 and not fake.lookups()
 
 
 def test_a_read_timeout_without_a_callback_is_sent_again_after_the_grace(
@@ -311,9 +320,9 @@ def test_a_read_timeout_without_a_callback_is_sent_again_after_the_grace(
     customer_writes(app, ANA)
     fake.plan.append(TIMEOUT)  # Twilio did not take it
     worker.run_once()
-    clock.advance(seconds=SEND_GRACE.total_seconds())
-    assert worker.run_once() == 1
-    assert len(fake.sends()) == 2 and len(fake.accepted) == 1
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds())
+    assert worker.run_once() == 1  # looked up, not there: sent again
+    assert len(fake.sends()) == 2 and len(fake.accepted) == 1 and len(fake.lookups()) == 1
 
 
 def test_a_lost_doorbell_is_found_by_the_sweep(
@@ -332,13 +341,17 @@ def test_a_lost_doorbell_is_found_by_the_sweep(
     assert len(fake.accepted) == 2
 
 
-def test_two_workers_never_send_one_customers_messages_at_once(app: Flask, fake: FakeTwilio, outbox: Outbox) -> None:
+def test_two_workers_never_send_one_customers_messages_at_once(
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
+) -> None:
     customer_writes(app, ANA)
     first, second = synced_worker(app), synced_worker(app)
     token = "held-by-the-first"
     assert outbox.acquire(ANA, token, 60_000)
     assert second.run_once() == 0 and not fake.sends()
-    outbox.release(ANA, token)
+    outbox.release(ANA, token)  # a holder that died without a word: Ana is due again when the claim ends
+    assert first.run_once() == 0
+    clock.advance(seconds=LEASE.total_seconds())
     assert first.run_once() == 1
 
 
@@ -356,7 +369,7 @@ def test_callbacks_after_the_last_message_went_out_make_nobody_due(
 
 
 def test_a_worker_whose_lease_ran_out_mid_batch_stops_before_its_next_message(
-    app: Flask, fake: FakeTwilio, outbox: Outbox
+    app: Flask, fake: FakeTwilio, outbox: Outbox, clock: Clock
 ) -> None:
     """Slow sends (Twilio answering after 10-20 s each) outlast the one-minute lease; another
     worker then holds this customer, and the first must not send their next message alongside it."""
@@ -372,7 +385,8 @@ def test_a_worker_whose_lease_ran_out_mid_batch_stops_before_its_next_message(
     assert slow.run_once() == 1  # the message on the wire is written down, nothing more
     assert len(fake.accepted) == 1 and outbox.pending(ANA) == 2
     assert db.get(outbox.keys.lease(ANA)) == "another-worker"  # not released from under its holder
-    db.delete(outbox.keys.lease(ANA))
+    db.delete(outbox.keys.lease(ANA))  # the other worker died too: Ana is due when its claim ends
+    clock.advance(seconds=LEASE.total_seconds())
     assert synced_worker(app).run_once() == 2
     assert bodies(fake, ANA)[1:] == ["second", "third"]  # each once, in order
 
@@ -453,10 +467,11 @@ def test_a_worker_process_killed_mid_send_neither_drops_nor_repeats(
     recovered = synced_worker(app)
     assert recovered.run_once() == 0 and not fake.sends()  # its status callback may still come
     assert outbox.pending(ANA) == 1
-    clock.advance(seconds=SEND_GRACE.total_seconds())
-    assert recovered.run_once() == 1
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds())
+    assert recovered.run_once() == 1  # the hung request never reached this Twilio: sent again
     (accepted,) = fake.accepted
-    assert {k: accepted[k] for k in on_the_wire} == on_the_wire  # the same message, sent once
+    same = {k: v for k, v in on_the_wire.items() if k != "StatusCallback"}  # a new attempt, a new nonce
+    assert {k: accepted[k] for k in same} == same  # the same message, sent once
     assert outbox.pending(ANA) == 0
 
 

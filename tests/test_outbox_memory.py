@@ -19,7 +19,7 @@ from flask import Flask
 
 from bot import create_app, get_services
 from bot.outbox import FINISHED_KEEP, Outbox, epoch_ms
-from bot.outbox.worker import SEND_GRACE, Worker
+from bot.outbox.worker import LOOKUP_UNANSWERED, Worker
 
 from .conftest import NOW, Clock
 from .content_phone import content_config, synced_worker
@@ -124,23 +124,22 @@ def test_a_message_appended_as_the_worker_drains_is_never_lost(
             appended.append("yes")
             customer_writes(app, ANA, "menu")
 
-    read, settle = outbox.head, outbox.settle
+    finish, leave = outbox.finish, outbox.leave
 
-    def head(phone: str) -> Any:
-        found = read(phone)
-        if found is None and moment == "before the delete":
+    def finished(phone: str, entry_id: str, record: dict[str, Any]) -> int:
+        left = finish(phone, entry_id, record)
+        if left == 0 and moment == "before the delete":
             a_tap_arrives()  # the worker has just seen an empty stream
-        return found
+        return left
 
-    def settled(phone: str) -> bool:
-        deleted = settle(phone)
-        if deleted and moment == "after the delete":
+    def left(phone: str, token: str, due_ms: int | None = None, entry_id: str = "") -> None:
+        leave(phone, token, due_ms, entry_id)
+        if moment == "after the delete":
             a_tap_arrives()  # the stream is gone: the webhook makes a new one
-        return deleted
 
     worker.sweep()  # done for the next five minutes: only the drain settles
-    monkeypatch.setattr(outbox, "head", head)
-    monkeypatch.setattr(outbox, "settle", settled)
+    monkeypatch.setattr(outbox, "finish", finished)
+    monkeypatch.setattr(outbox, "leave", left)
     assert worker.run_once() == 1 and appended
     assert outbox.pending(ANA) == 1 and outbox.depth() == 1  # kept, and its doorbell still rings
     assert worker.run_once() == 1
@@ -211,20 +210,21 @@ def test_records_are_pruned_after_they_finished_and_late_callbacks_change_nothin
         synced_worker(app, after_send=crash_after_send).run_once()
     db.delete(outbox.keys.lease(ANA))  # the dead worker's lease lapses
     recovered = synced_worker(app)
-    clock.advance(seconds=SEND_GRACE.total_seconds() - 1)
+    clock.advance(seconds=LOOKUP_UNANSWERED.total_seconds() - 1)
     assert recovered.run_once() == 0 and len(fake.sends()) == 2  # still waiting for the callback
     thursday = next(entry for entry, record in outbox.delivery(ANA).items() if record["state"] == "sending")
     second = fake.accepted[-1]
     callbacks(app, second, "sent")
     assert recovered.run_once() == 1 and len(fake.sends()) == 2  # proven accepted: not sent again
 
-    assert outbox.delivery(ANA) == {
-        thursday: {"state": "sent", "at": epoch_ms(clock()), "attempts": 1, "sid": second["sid"]}
-    }
+    ((entry, record),) = outbox.delivery(ANA).items()
+    assert entry == thursday and record.pop("m")  # kept in case Twilio reports it failed
+    assert record == {"state": "sent", "at": epoch_ms(clock()), "attempts": 1, "sid": second["sid"]}
     assert set(db.hkeys(outbox.keys.delivery(ANA))) == {thursday}  # no acc: proof outlives its entry
     callbacks(app, first, "read")  # Monday's message read on Friday: its record is gone
     callbacks(app, second, "delivered")  # Thursday's, finished: no proof needed any more
     assert set(db.hkeys(outbox.keys.delivery(ANA))) == {thursday}
+    assert "m" not in outbox.delivery(ANA)[thursday]  # delivered: nothing to send again
     assert outbox.status(first["sid"])["status"] == "read" and outbox.depth() == 0
 
 
@@ -234,7 +234,7 @@ def test_pruning_spares_records_of_entries_still_in_flight(app: Flask, db: redis
     now = epoch_ms(outbox.clock())
     old, recent = now - epoch_ms_of(FINISHED_KEEP) - 1, now - epoch_ms_of(FINISHED_KEEP) + 60_000
     stuck = outbox.enqueue_text(ANA, "interrupted days ago")
-    outbox.write_record(ANA, stuck, {"state": "sending", "at": old, "attempts": 1})
+    outbox.write_record(ANA, stuck, {"state": "sending", "at": old, "attempts": 1, "nonce": "0badcafe"})
     backing_off = outbox.enqueue_text(BOB, "waiting out an outage")
     records = {
         "1-0": {"state": "sent", "at": old, "attempts": 1, "sid": "SM" + "1" * 32},
@@ -244,12 +244,13 @@ def test_pruning_spares_records_of_entries_still_in_flight(app: Flask, db: redis
     for entry, record in records.items():
         outbox.write_record(ANA, entry, record)
     db.hset(outbox.keys.delivery(ANA), mapping={"acc:1-0": "SM" + "1" * 32, "acc:9-0": "SM" + "9" * 32})
-    outbox.record_status("SM" + "5" * 32, "sent", "", phone=ANA, entry_id=stuck)  # its proof arrives
+    outbox.record_status("SM" + "5" * 32, "sent", "", phone=ANA, entry_id=stuck, nonce="0badcafe")  # its proof
     done = outbox.enqueue_text(ANA, "finished now")
     outbox.finish(ANA, done, {"state": "sent", "at": now, "attempts": 1, "sid": "SM" + "7" * 32})
 
     assert set(db.hkeys(outbox.keys.delivery(ANA))) == {stuck, f"acc:{stuck}", "3-0", done}
-    assert outbox.record(ANA, stuck)[:2] == ({"state": "sending", "at": old, "attempts": 1}, "SM" + "5" * 32)
+    in_flight = {"state": "sending", "at": old, "attempts": 1, "nonce": "0badcafe"}
+    assert outbox.record(ANA, stuck)[:2] == (in_flight, "SM" + "5" * 32)
     outbox.write_record(BOB, backing_off, {"state": "retry", "at": old, "attempts": 9})
     outbox.finish(BOB, "1-0", {"state": "failed", "at": now, "attempts": 1})  # an entry of another stream
     assert outbox.delivery(BOB)[backing_off]["state"] == "retry"

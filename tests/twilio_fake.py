@@ -1,17 +1,19 @@
 """Twilio's REST edge for tests: the real ``twilio`` client builds every request, this answers.
 
 :class:`FakeTwilio` is a ``twilio.http.HttpClient`` that records each request, answers the
-few calls the bot makes (send a message, list and create content templates) the way Twilio
-does, and treats anything else (another URL, wrong credentials, an unknown form field) as a
-surprise that fails the test.
+few calls the bot makes (send a message, look a customer's messages up, list and create
+content templates) the way Twilio does, and treats anything else (another URL, wrong
+credentials, an unknown form field) as a surprise that fails the test. The forms it takes
+and the JSON it answers come from :mod:`tests.twilio_rest`, shared with the HTTP stand-in.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,21 +21,26 @@ import requests
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
-ACCOUNT_SID = "AC" + "a" * 32
-AUTH_TOKEN = "test-auth-token"
-SENDER = "whatsapp:+14155238886"
-MESSAGES_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-CONTENT_URL = "https://content.twilio.com/v1/Content"
-MESSAGE_FIELDS = {"To", "From", "MessagingServiceSid", "ContentSid", "ContentVariables", "Body", "StatusCallback"}
+from . import twilio_rest as rest
+from .twilio_rest import ACCOUNT_SID, AUTH_TOKEN, CONTENT_URL, MESSAGES_URL, SENDER, Surprise
+
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CONTENT_URL", "MESSAGES_URL", "SENDER", "FakeTwilio", "Surprise"]
 
 #: what a message send may be answered with
 OK, TOO_MANY, SERVER_ERROR, OUTSIDE_WINDOW, BAD_NUMBER = "ok", 429, 500, 63016, 21211
 #: no connection (never reached Twilio); no answer (Twilio did not take it); answer lost (Twilio took it)
 CONNECT_TIMEOUT, TIMEOUT, ANSWER_LOST = "connect-timeout", "timeout", "answer-lost"
+#: Twilio created the message and then answered 500; answered 201 with a body cut short;
+#: WhatsApp's rate limit, answered at once (400, code 63018)
+PROCESSED_THEN_500, UNREADABLE, RATE_LIMITED = "processed-then-500", "unreadable", 63018
+#: 429 asking for 30 s (``Retry-After``); an RFC 9457 problem (twilio raises TwilioServiceException)
+TOO_MANY_WAIT_30, PROBLEM_503 = "429-retry-after-30", "problem-503"
 
-
-class Surprise(AssertionError):
-    """A request the bot should never make."""
+_PLANNED: dict[Any, rest.Answer] = {
+    **rest.REFUSALS,
+    TOO_MANY_WAIT_30: rest.TOO_MANY_REQUESTS.with_headers(**{"Retry-After": "30"}),
+    PROBLEM_503: rest.problem(503, 20503, "Service Unavailable"),
+}
 
 
 @dataclass
@@ -51,12 +58,18 @@ class FakeTwilio(HttpClient):
     requests: list[Recorded] = field(default_factory=list)
     #: planned answers for the next message sends (then OK)
     plan: deque[Any] = field(default_factory=deque)
-    #: messages Twilio accepted, in order: the form fields and the SID
-    accepted: list[dict[str, str]] = field(default_factory=list)
+    #: messages Twilio accepted, in order: the form fields, the SID and when it was created
+    accepted: list[dict[str, Any]] = field(default_factory=list)
     #: content templates on the account: sid → definition
     contents: dict[str, dict[str, Any]] = field(default_factory=dict)
     surprises: list[str] = field(default_factory=list)
     page_size: int = 4
+    #: planned answers for the next Messages list requests (then the list)
+    list_plan: deque[Any] = field(default_factory=deque)
+    #: called with each message send's form before it is answered (may block, or raise)
+    before_send: Callable[[dict[str, Any]], None] | None = None
+    #: the clock Twilio stamps ``date_created`` with (the test's, so lookups agree with it)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _sids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -81,6 +94,8 @@ class FakeTwilio(HttpClient):
         base = f"{parts.scheme}://{parts.netloc}{parts.path}"
         if method == "POST" and base == MESSAGES_URL:
             record.answer = self._message(dict(data or {}))
+        elif method == "GET" and base == MESSAGES_URL:
+            record.answer = self._message_page({**parse_qs(parts.query), **record.params})
         elif method == "GET" and base == CONTENT_URL:
             record.answer = self._content_page({**parse_qs(parts.query), **record.params})
         elif method == "POST" and base == CONTENT_URL:
@@ -89,6 +104,7 @@ class FakeTwilio(HttpClient):
             return self._surprise(f"{method} {url}")
         if isinstance(record.answer, BaseException):
             raise record.answer
+        self.last_response = record.answer
         return record.answer
 
     # --- answers ---------------------------------------------------------------------
@@ -97,76 +113,77 @@ class FakeTwilio(HttpClient):
         raise Surprise(what)
 
     def _message(self, form: dict[str, Any]) -> Response | BaseException:
-        unknown = set(form) - MESSAGE_FIELDS
-        if unknown or not form.get("To", "").startswith("whatsapp:+"):
-            return self._surprise(f"message form {sorted(form)}")
-        if ("From" in form) == ("MessagingServiceSid" in form):
-            return self._surprise("exactly one of From and MessagingServiceSid")
-        if ("ContentSid" in form) == ("Body" in form) or ("ContentSid" in form) != ("ContentVariables" in form):
-            return self._surprise("either ContentSid with ContentVariables, or Body")
-        if "ContentSid" in form:
-            if form["ContentSid"] not in self.contents:
-                return error_response(404, 20404, "The requested resource was not found")
-            variables = form["ContentVariables"]
-            if not isinstance(variables, str) or not isinstance(json.loads(variables), dict):
-                return error_response(400, 21656, "The Content Variables parameter is invalid")
+        problem = rest.message_form_problem(form)
+        if problem:
+            return self._surprise(problem)
+        refusal = rest.content_refusal(form, self.contents)
+        if refusal:
+            return response(refusal)
+        if self.before_send is not None:
+            self.before_send(form)
         answer = self.plan.popleft() if self.plan else OK
         if answer == CONNECT_TIMEOUT:
             return requests.exceptions.ConnectTimeout("HTTPSConnectionPool(host='api.twilio.com'): connect timeout")
         if answer == TIMEOUT:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
-        if answer == TOO_MANY:
-            return error_response(429, 20429, "Too Many Requests")
-        if answer == SERVER_ERROR:
-            return error_response(500, 20500, "Internal Server Error")
-        if answer == OUTSIDE_WINDOW:
-            return error_response(
-                400, 63016, "Failed to send freeform message because you are outside the allowed window."
-            )
-        if answer == BAD_NUMBER:
-            return error_response(400, 21211, "The 'To' number is not a valid phone number.")
-        sid = "SM" + f"{next(self._sids):032x}"
-        self.accepted.append({**form, "sid": sid})
+        if answer in _PLANNED:
+            return response(_PLANNED[answer])
+        message_sid = rest.sid("SM", next(self._sids))
+        self.accepted.append({**form, "sid": message_sid, "created": self.clock()})
         if answer == ANSWER_LOST:
             return requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='api.twilio.com'): Read timed out.")
-        return _json(201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": ACCOUNT_SID})
+        if answer == PROCESSED_THEN_500:
+            return response(rest.REFUSALS[SERVER_ERROR])
+        if answer == UNREADABLE:
+            return Response(201, '{"sid": "SM', headers={"Content-Type": "application/json"})
+        return response(rest.Answer(201, self._resource(self.accepted[-1])))
+
+    @staticmethod
+    def _resource(message: dict[str, Any]) -> dict[str, Any]:
+        form = {k: v for k, v in message.items() if k not in {"sid", "created"}}
+        return rest.message_resource(message["sid"], form, status="queued", created=message["created"])
+
+    def _message_page(self, query: dict[str, Any]) -> Response:
+        """The Messages list, newest first, filtered by ``To`` (one page: the bot reads one)."""
+
+        def one(name: str) -> str:
+            value = query.get(name, "")
+            return str(value[0] if isinstance(value, list) else value)
+
+        if set(query) - {"To", "PageSize"}:
+            return self._surprise(f"message list with {sorted(query)}")
+        if self.list_plan and self.list_plan.popleft() == SERVER_ERROR:
+            return response(rest.REFUSALS[SERVER_ERROR])
+        size = int(one("PageSize") or 50)
+        listed = [self._resource(m) for m in reversed(self.accepted) if m["To"] == one("To")][:size]
+        page = {"messages": listed, "page": 0, "page_size": size, "next_page_uri": None, "uri": "/list"}
+        return response(rest.Answer(200, page))
 
     def _content_page(self, query: dict[str, Any]) -> Response:
         token = query.get("PageToken", ["0"])
-        start = int(token[0] if isinstance(token, list) else token)
-        items = list(self.contents.items())
-        page = items[start : start + self.page_size]
-        following = start + self.page_size
-        next_url = f"{CONTENT_URL}?PageSize={self.page_size}&PageToken={following}" if following < len(items) else None
-        return _json(
-            200,
-            {
-                "contents": [{"sid": sid, "account_sid": ACCOUNT_SID, **body} for sid, body in page],
-                "meta": {"key": "contents", "page_size": self.page_size, "next_page_url": next_url},
-            },
-        )
+        page = rest.content_page(self.contents, token[0] if isinstance(token, list) else token, self.page_size)
+        return response(rest.Answer(200, page))
 
     def _create_content(self, body: Any, headers: dict[str, str]) -> Response:
-        if headers.get("Content-Type") != "application/json" or not isinstance(body, dict):
-            return self._surprise(f"content create with {headers.get('Content-Type')}")
-        types = body.get("types", {})
-        if set(body) - {"friendly_name", "language", "variables", "types"} or len(types) != 1:
-            return self._surprise(f"content definition {sorted(body)} {sorted(types)}")
-        if not set(types) <= {"twilio/quick-reply", "twilio/list-picker", "twilio/text"}:
-            return self._surprise(f"content type {sorted(types)}")
-        sid = "HX" + f"{next(self._sids):032x}"
-        self.contents[sid] = body
-        return _json(201, {"sid": sid, "account_sid": ACCOUNT_SID, **body})
+        problem = rest.content_definition_problem(body, headers.get("Content-Type"))
+        if problem:
+            return self._surprise(problem)
+        content_sid = rest.sid("HX", next(self._sids))
+        self.contents[content_sid] = body
+        return response(rest.Answer(201, rest.content_resource(content_sid, body)))
 
     # --- for assertions --------------------------------------------------------------
     def sends(self) -> list[Recorded]:
-        return [r for r in self.requests if r.url == MESSAGES_URL]
+        return [r for r in self.requests if r.method == "POST" and r.url == MESSAGES_URL]
+
+    def lookups(self) -> list[Recorded]:
+        """Messages list requests (the worker looking an uncertain send up)."""
+        return [r for r in self.requests if r.method == "GET" and r.url.startswith(MESSAGES_URL)]
 
 
-def _json(status: int, payload: dict[str, Any]) -> Response:
-    return Response(status, json.dumps(payload), headers={"Content-Type": "application/json"})
+def response(answer: rest.Answer) -> Response:
+    return Response(answer.status, answer.text, headers={"Content-Type": answer.content_type, **answer.headers})
 
 
 def error_response(status: int, code: int, message: str) -> Response:
-    more = f"https://www.twilio.com/docs/errors/{code}"
-    return _json(status, {"code": code, "message": message, "more_info": more, "status": status})
+    return response(rest.error(status, code, message))

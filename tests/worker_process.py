@@ -17,6 +17,7 @@ from typing import Any
 from bot import create_app
 from bot.outbox.worker import build_worker
 
+from .conftest import Clock
 from .content_phone import content_config
 from .twilio_fake import MESSAGES_URL, FakeTwilio
 
@@ -34,7 +35,7 @@ class Hanging(FakeTwilio):
 
 
 def main(redis_url: str, marker: str) -> None:
-    app = create_app(content_config(Hanging(Path(marker)), REDIS_URL=redis_url))
+    app = create_app(content_config(Hanging(Path(marker)), REDIS_URL=redis_url, CLOCK=Clock()))  # the test's NOW
     with app.app_context():
         worker = build_worker(lease=timedelta(seconds=1))
     worker.run(threading.Event(), idle=0.05)

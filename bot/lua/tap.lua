@@ -22,11 +22,19 @@ if plan.language ~= '' then
   redis.call('HSET', KEYS[3], 'language', plan.language)
   redis.call('PEXPIRE', KEYS[3], plan.profile_ttl)
 end
+-- the outbox's times are the server's own (one clock for every host), or the app's in tests
+local outbox_now, window_ms = plan.now_ms, plan.window_ms
+if plan.redis_time then
+  local t = redis.call('TIME')
+  outbox_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if window_ms > 0 then window_ms = outbox_now end
+end
 if plan.outbound ~= '' then
   redis.call('XADD', KEYS[4], '*', 'm', plan.outbound)
-  redis.call('ZADD', KEYS[5], 'NX', plan.now_ms, plan.phone)
+  redis.call('ZADD', KEYS[5], 'NX', outbox_now, plan.phone)
+  if plan.bell ~= '' then redis.call('PUBLISH', plan.bell, plan.business) end
 end
-if plan.window_ms > 0 then redis.call('SET', KEYS[6], plan.window_ms, 'PX', plan.window_ttl) end
+if window_ms > 0 then redis.call('SET', KEYS[6], window_ms, 'PX', plan.window_ttl) end
 -- remember the message: all of the last hours, and the last few whatever their age
 redis.call('ZADD', KEYS[7], plan.now_s, plan.id)
 local count = redis.call('ZCARD', KEYS[7])
