@@ -28,6 +28,8 @@ class Entry:
     phone: str  # masked
     status: str
     cancellable: bool
+    #: the customer wrote STOP: the business must not message them (notices, reminders)
+    opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
     t = services.catalogs.get(shop.default_language)
     now = services.clock()
     grouped: dict[date, list[Entry]] = {}
-    for booking in bookings_from(shop, first, days):
+    found = bookings_from(shop, first, days)
+    stopped = opted_out(shop, {booking.phone for booking in found})
+    for booking in found:
         service = shop.catalog.service(booking.service_id)
         entry = Entry(
             ref=booking.ref,
@@ -82,9 +86,19 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
             phone=mask_phone(booking.phone),
             status=booking.status,
             cancellable=booking.status == "confirmed" and booking.start > now,
+            opted_out=booking.phone in stopped,
         )
         grouped.setdefault(shop.availability.local_day(booking.start), []).append(entry)
     return [Day(day, day_label(day, t), entries) for day, entries in sorted(grouped.items())]
+
+
+def opted_out(shop: Tenant, phones: set[str]) -> set[str]:
+    """Which of ``phones`` wrote STOP to the business (one round trip; none for no phones)."""
+    if not phones:
+        return set()
+    ordered = sorted(phones)
+    flags = shop.bookings.client.hmget(shop.keys.optout, ordered)
+    return {phone for phone, flag in zip(ordered, flags, strict=True) if flag}
 
 
 def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str, Booking | None]:

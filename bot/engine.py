@@ -126,6 +126,7 @@ class Conversation:
                     profile_language=turn.profile_language
                     or (snapshot.profile_language if snapshot.profile_from_legacy else None),
                     outbound=rendered.outbound,
+                    consent=turn.consent,
                     window_ms=epoch_ms(now) if shop.channel.out_of_band else None,
                     now_ms=epoch_ms(now),
                     drop_legacy=moving_in,
@@ -136,6 +137,8 @@ class Conversation:
                     self.stats.incr("holds.expired", applied.purged, business=shop.id)
                 if applied.status is Status.OK:
                     self._count(shop, requests, snapshot.from_legacy, message.phone)
+                    if turn.consent:
+                        self.stats.incr(f"consent.{turn.consent}", business=shop.id)
                     return TurnResult(rendered.body, outcome, handler, round_trips, attempt)
                 if applied.status is Status.DUPLICATE:
                     return TurnResult(applied.prior_reply or EMPTY_TWIML, "duplicate", "", round_trips, attempt)

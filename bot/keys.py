@@ -82,6 +82,10 @@ class BusinessKeys:
         return f"{self.base}:due"
 
     @property
+    def optout(self) -> str:
+        return f"{self.base}:optout"
+
+    @property
     def undelivered(self) -> str:
         return f"{self.base}:undelivered"
 
@@ -306,6 +310,12 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "7 days after the last write; the newest 200 kept",
         "JSON `{phone, entry, state, reason}` → epoch ms a message was given up (failed, undeliverable, or failed "
         "after Twilio accepted it): shown on `/admin`",
+    ),
+    KeyDoc(
+        f"{_B}:optout",
+        "hash",
+        "never (a START removes the customer)",
+        "phone → epoch seconds it wrote STOP: no business-initiated message to it (notices, reminders) until START",
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),

@@ -3,8 +3,8 @@
 Only with the Content API channel (``TWILIO_ACCOUNT_SID`` and a sender set): the text joins
 the customer's outbox and the worker sends it in order after anything already queued.
 WhatsApp allows such a free-form message only within 24 hours of the customer's last
-message, so outside that window nothing is queued. Either way the caller learns whether
-the customer will be told, and tells the operator to do it otherwise (also when Redis
+message, so outside that window nothing is queued, nor to a customer who wrote STOP. Either
+way the caller learns whether the customer will be told, and tells the operator to do it otherwise (also when Redis
 refuses the message: what the caller did, e.g. a cancel, has happened all the same).
 """
 
@@ -36,7 +36,12 @@ def tell_customer(services: Services, shop: Tenant, phone: str, text: str) -> bo
         return False
     outbox = services.outboxes[shop.id]
     try:
-        if not in_window(outbox.window_ms(phone), epoch_ms(services.clock())):
+        seen, opted_out = outbox.reach(phone)
+        if opted_out:
+            log.info("%s wrote STOP: no message the business starts, not told", mask_phone(phone))
+            services.stats.incr("notify.opted_out")
+            return False
+        if not in_window(seen, epoch_ms(services.clock())):
             log.info("%s last wrote over 24 hours ago: WhatsApp allows no free-form text, not told", mask_phone(phone))
             services.stats.incr("notify.outside_window")
             return False
@@ -62,4 +67,7 @@ def told_text(told: bool) -> str:
     """What the operator reads after a cancel (in English, like the admin page)."""
     if told:
         return "A WhatsApp message telling the customer is on its way."
-    return "The customer was not told (no message channel, or they last wrote over 24 hours ago): please tell them."
+    return (
+        "The customer was not told (no message channel, they last wrote over 24 hours ago, or they asked for no"
+        " messages): please tell them."
+    )

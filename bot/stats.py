@@ -56,6 +56,7 @@ NAMED: dict[str, Named] = {
     "refusals": Named("write_refusals", per_business=True),
     "migrations": Named("session_migrations", per_business=True),
     "holds.expired": Named("holds_expired", per_business=True),
+    "consent.": Named("consent_changes", "change", per_business=True),
 }
 #: the ``business`` label of what no business was found for (a forged request, an unknown number)
 NO_BUSINESS = "none"
@@ -72,6 +73,7 @@ _HELP = {
     "write_refusals": "Taps replayed because a hold, booking or cancel no longer had the outcome announced.",
     "session_migrations": "Release-1 conversations moved to this release's keys by a tap.",
     "holds_expired": "Lapsed holds purged by the booking scripts.",
+    "consent_changes": "Customers who wrote STOP (out) or START (in): business-initiated messages off or on.",
     "events": "Counters without a metric of their own, by name.",
 }
 
@@ -127,6 +129,8 @@ class Stats:
             self._counters["bookings"].labels(change, business)
         for metric in ("commit_conflicts", "write_refusals", "session_migrations", "holds_expired"):
             self._counters[metric].labels(business)
+        for change in ("out", "in"):
+            self._counters["consent_changes"].labels(change, business)
 
     def _counter(self, metric: str, labels: tuple[str, ...]) -> Counter:
         return Counter(metric, _HELP[metric], labels, namespace=self.namespace, registry=self.registry)

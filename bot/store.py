@@ -119,6 +119,8 @@ class TapPlan:
     requests: list[Any]
     profile_language: str | None = None
     outbound: str | None = None
+    #: "out" (STOP) or "in" (START): the customer's choice about business-initiated messages
+    consent: str = ""
     window_ms: int | None = None
     now_ms: int = 0
     #: delete the customer's release-1 session and profile once written under the new keys
@@ -196,6 +198,7 @@ class TapStore:
                 keys.due,
                 keys.window(phone),
                 keys.answered(phone),
+                keys.optout,
             ]
         )
         ops = [shop.bookings.encode(request, script_keys) for request in plan.requests]
@@ -214,6 +217,7 @@ class TapStore:
             "language": plan.profile_language or "",
             "profile_ttl": self._profile_ttl_ms,
             "outbound": plan.outbound or "",
+            "consent": plan.consent,
             "phone": phone,
             "now_ms": plan.now_ms,
             "window_ms": plan.window_ms or 0,

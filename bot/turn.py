@@ -34,6 +34,8 @@ class Turn:
     effects: Effects
     #: set when the customer picks a language: kept in their long-lived profile
     profile_language: str | None = field(default=None)
+    #: "out" when the customer wrote STOP, "in" when START: kept without expiry
+    consent: str = field(default="")
 
     def goto(self, step: str) -> Reply:
         """Move to ``step`` and return its prompt."""
@@ -49,6 +51,12 @@ class Turn:
         self.t = self.catalogs.get(code)
         self.session.language = code
         self.profile_language = code
+
+    def set_consent(self, choice: str) -> None:
+        """Business-initiated messages to this customer: "out" (STOP) or "in" (START)."""
+        if choice not in ("out", "in"):
+            raise ValueError(choice)
+        self.consent = choice
 
     @property
     def customer_name(self) -> str:

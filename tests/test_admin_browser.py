@@ -105,7 +105,9 @@ def test_no_or_a_wrong_password_is_refused(browser, live_app: tuple[Flask, str])
 def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[Flask, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     app, base = live_app
     ana = book(WhatsApp(app.test_client(), TOKEN, name="Ana"), at="12:00")
-    bob = book(WhatsApp(app.test_client(), TOKEN, phone="+447700900123", name="Bob"), day="Thu 15 Jan", at="10:00")
+    bob_phone = WhatsApp(app.test_client(), TOKEN, phone="+447700900123", name="Bob")
+    bob = book(bob_phone, day="Thu 15 Jan", at="10:00")
+    bob_phone.send("STOP")
     context = browser.new_context(http_credentials={"username": "owner", "password": PASSWORD}, viewport=PHONE_SCREEN)
     page = context.new_page()
     questions: list[str] = []
@@ -121,7 +123,8 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     assert page.locator("h2").all_inner_texts() == ["Wed 14 Jan", "Thu 15 Jan"]
     row = page.locator(f"#booking-{ana}")
     assert row.inner_text().split("\n")[0].startswith("12:00–12:30")
-    assert "Ana · +34*****222" in row.inner_text()
+    assert "Ana · +34*****222" in row.inner_text() and row.locator(".optout").count() == 0
+    assert page.locator(f"#booking-{bob} .optout").inner_text() == "no messages (STOP)"  # Bob wrote STOP
     # readable on a phone: nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
@@ -132,7 +135,7 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     assert page.url == base + "/admin"  # the outcome travels in the session cookie, not in the URL
     assert page.locator(".notice").inner_text() == (
         f"Booking {ana} is cancelled. The customer was not told "
-        "(no message channel, or they last wrote over 24 hours ago): please tell them."
+        "(no message channel, they last wrote over 24 hours ago, or they asked for no messages): please tell them."
     )
     assert context.cookies() == []  # read once, the notice leaves the cookie, and the emptied cookie is gone
     cancelled = page.locator(f"#booking-{ana}")

@@ -98,6 +98,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     reschedule(ana, "Wed 14 Jan 12:00", "Thu 15 Jan", "10:00")
     cancel(ana, "Thu 15 Jan 10:00")
     kept = book(ana, day="Sat 17 Jan", at="10:00")
+    WhatsApp(plain.test_client(), TOKEN, phone="+34600999888", name="Cy").send("stop")  # an opt-out
     owner = plain.test_client()
     assert owner.get("/admin", auth=("owner", "a-wrong-password")).status_code == 401  # counted by the limiter
     assert owner.get("/admin", auth=("owner", OWNER_PASSWORD)).status_code == 200

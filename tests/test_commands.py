@@ -95,7 +95,8 @@ def test_cancel_frees_the_time_and_says_the_customer_was_not_told(
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"Cancelled: Haircut, Wed 14 Jan, 12:00–12:30 ({ref})",
-        "The customer was not told (no message channel, or they last wrote over 24 hours ago): please tell them.",
+        "The customer was not told (no message channel, they last wrote over 24 hours ago, or they asked for no"
+        " messages): please tell them.",
     ]
     assert "no outgoing channel is configured: +34*****222 was not told" in caplog.messages
     assert db.hget(f"{BK}:booking:{ref}", "status") == "cancelled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import redis
 from flask import Flask
 
 from bot import create_app, get_services
+from bot.notify import tell_customer
 
 from .bookings import book
 from .conftest import TOKEN, Clock, app_config
@@ -106,3 +108,23 @@ def test_a_cancel_that_went_through_is_reported_even_when_the_notice_cannot_be_q
     finally:
         db.execute_command("ACL", "DELUSER", "no-xadd")
         db.close()
+
+
+def test_a_notice_queued_before_stop_is_not_sent_and_none_is_queued_after(app: Flask, fake: FakeTwilio) -> None:
+    """The business queues a notice for Ana; she writes STOP before the worker gets to it: the notice
+    is given up (visibly), her STOP's confirmation goes out, and the next notice is not even queued."""
+    ana = WhatsApp(app.test_client(), TOKEN, phone=ANA)
+    ana.send("hi")
+    services = get_services(app)
+    (shop,) = services.directory
+    outbox = services.outboxes[shop.id]
+    assert tell_customer(services, shop, ANA, "Your booking is cancelled: Wed 14 Jan 12:00")
+    ana.send("stop")
+    synced_worker(app).run_once()
+    sent = sent_texts(fake) + [json.loads(m["ContentVariables"])["1"] for m in fake.accepted if "ContentVariables" in m]
+    assert "Your booking is cancelled: Wed 14 Jan 12:00" not in sent
+    assert any(text.startswith("Done: Test Salon will not send you reminders") for text in sent)
+    (given_up,) = outbox.undelivered()
+    assert given_up.state == "undeliverable" and "wrote STOP" in given_up.reason
+    assert services.stats.get("outbox.opted_out") == 1
+    assert not tell_customer(services, shop, ANA, "Another notice") and outbox.pending(ANA) == 0

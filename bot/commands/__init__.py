@@ -1,4 +1,4 @@
-"""The operator's and owner's commands: ``flask --app wsgi bookings|sessions|catalog|admin …``.
+"""The operator's and owner's commands: ``flask --app wsgi bookings|sessions|catalog|admin|customers …``.
 
 Each exits non-zero with one clear line on failure (``Error: …``); long ones report
 progress on stderr, so stdout stays clean for ``export > file``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin, bookings, catalog, sessions
+from . import admin, bookings, catalog, customers, sessions
 
 
 def init_app(app: Flask) -> None:
@@ -16,3 +16,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(sessions.group)
     app.cli.add_command(catalog.group)
     app.cli.add_command(admin.group)
+    app.cli.add_command(customers.group)

@@ -89,7 +89,7 @@ def register(registry: Registry) -> None:
     registry.on(NavButton, check=lambda turn, b: b.to == "back")(go_back)
     registry.fallback(resend_current_step)
     registry.start_button = NavButton("menu")
-    registry.keyword(N_("menu, start"), NavButton("menu"))
+    registry.keyword(N_("menu"), NavButton("menu"))
     registry.keyword(N_("hi, hello, hey"), NavButton("menu"))
     registry.keyword(N_("help"), NavButton("help"))
     registry.keyword(N_("back"), NavButton("back"))

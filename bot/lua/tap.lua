@@ -1,7 +1,7 @@
 -- One tap, applied atomically: everything it causes or nothing at all.
 -- KEYS[1] message record, [2] session, [3] profile, [4] outbox stream, [5] outbox doorbell,
--- [6] 24-hour window stamp, [7] the customer's answered messages, then the keys the operations and
--- adoptions name (by index).
+-- [6] 24-hour window stamp, [7] the customer's answered messages, [8] the business's opt-outs, then
+-- the keys the operations and adoptions name (by index).
 -- ARGV[1] the plan (JSON), ARGV[2..] the session's field/value pairs.
 -- Order: a message already answered returns its first reply; a session changed since it was
 -- loaded returns 'conflict'; an operation whose outcome is not the one the reply announces
@@ -21,6 +21,12 @@ redis.call('SET', KEYS[1], plan.reply, 'PX', plan.dedupe_ttl)
 if plan.language ~= '' then
   redis.call('HSET', KEYS[3], 'language', plan.language)
   redis.call('PEXPIRE', KEYS[3], plan.profile_ttl)
+end
+-- STOP / START: kept without expiry (the customer's choice outlives any conversation)
+if plan.consent == 'out' then
+  redis.call('HSET', KEYS[8], plan.phone, plan.now_s)
+elseif plan.consent == 'in' then
+  redis.call('HDEL', KEYS[8], plan.phone)
 end
 -- the outbox's times are the server's own (one clock for every host), or the app's in tests
 local outbox_now, window_ms = plan.now_ms, plan.window_ms

@@ -344,10 +344,10 @@ return 0
 """
 
 # The oldest unsent entry of a phone with all the worker needs to decide on it, in one read: its
-# id and message, its delivery record and acc: proof, the customer's last inbound time; with a
-# token, only after taking the phone's lease (SET NX: false when another holds it). An empty
-# table when nothing waits. KEYS[1] lease, [2] stream, [3] delivery hash, [4] window; ARGV[1]
-# token ('' to read only), [2] lease ms.
+# id and message, its delivery record and acc: proof, the customer's last inbound time, and whether
+# they wrote STOP; with a token, only after taking the phone's lease (SET NX: false when another
+# holds it). An empty table when nothing waits. KEYS[1] lease, [2] stream, [3] delivery hash,
+# [4] window, [5] the business's opt-outs; ARGV[1] token ('' to read only), [2] lease ms, [3] phone.
 _HEAD = """
 if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -357,7 +357,8 @@ for i = 1, #fields, 2 do
   if fields[i] == 'm' then message = fields[i + 1] end
 end
 local record = redis.call('HMGET', KEYS[3], id, 'acc:' .. id)
-return {id, message, record[1] or '', record[2] or '', redis.call('GET', KEYS[4]) or ''}
+local window = redis.call('GET', KEYS[4]) or ''
+return {id, message, record[1] or '', record[2] or '', window, redis.call('HEXISTS', KEYS[5], ARGV[3])}
 """
 
 # A claim that found the phone still draining in the same worker undoes itself: the doorbell goes
@@ -417,6 +418,8 @@ class Head:
     accepted: str | None
     #: the customer's last inbound message (epoch ms), for WhatsApp's 24-hour window
     seen: int | None
+    #: the customer wrote STOP: nothing the business starts goes to them
+    opted_out: bool = False
 
 
 #: WhatsApp takes free-form messages only this long after the customer's last message
@@ -477,9 +480,12 @@ class Outbox:
         """Queue a free-form text to ``phone`` (e.g. a notice from the business); the entry id.
 
         Sent by the worker like any reply, in order after what is already queued for that
-        phone; outside WhatsApp's 24-hour window it is marked undeliverable, not sent.
+        phone; outside WhatsApp's 24-hour window, or once the customer wrote STOP, it is marked
+        undeliverable, not sent (``proactive``: the business, not the customer, started it).
         """
-        message = json.dumps({"body": text, **({"from": sender} if sender else {})}, ensure_ascii=False)
+        message = json.dumps(
+            {"body": text, "proactive": True, **({"from": sender} if sender else {})}, ensure_ascii=False
+        )
         entry_id = self.client.xadd(self.keys.outbox(phone), {"m": message})
         self.ring(phone)
         return str(entry_id)
@@ -543,14 +549,25 @@ class Outbox:
 
     def take(self, phone: str, token: str, lease_ms: int) -> tuple[bool, Head | None]:
         """Take ``phone``'s lease (False when another worker holds it) and read its oldest entry."""
-        keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
-        found = self._head(keys=keys, args=[token, lease_ms])
+        found = self._head(keys=self._head_keys(phone), args=[token, lease_ms, phone])
         return (False, None) if found is None else (True, _head(found))
 
     def head(self, phone: str) -> Head | None:
         """``phone``'s oldest unsent entry (None when nothing waits), in one round trip."""
-        keys = [self.keys.lease(phone), self.keys.outbox(phone), self.keys.delivery(phone), self.keys.window(phone)]
-        return _head(self._head(keys=keys, args=["", 0]))
+        return _head(self._head(keys=self._head_keys(phone), args=["", 0, phone]))
+
+    def _head_keys(self, phone: str) -> list[str]:
+        keys = self.keys
+        return [keys.lease(phone), keys.outbox(phone), keys.delivery(phone), keys.window(phone), keys.optout]
+
+    def reach(self, phone: str) -> tuple[int | None, bool]:
+        """Whether the business may message ``phone`` now: their last inbound time (epoch ms) and
+        whether they wrote STOP. One round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.window(phone))
+        pipe.hexists(self.keys.optout, phone)
+        seen, opted_out = pipe.execute()
+        return (int(seen) if seen else None), bool(opted_out)
 
     def leave(self, phone: str, token: str, due_ms: int | None = None, entry_id: str = "") -> None:
         """Done with ``phone`` for now: due at ``due_ms`` (now if a callback has proved ``entry_id``
@@ -724,7 +741,7 @@ def _head(found: list[str]) -> Head | None:
     """:data:`_HEAD`'s answer as a :class:`Head`."""
     if not found:
         return None
-    entry_id, raw_message, raw_record, accepted, seen = found
+    entry_id, raw_message, raw_record, accepted, seen, opted_out = found
     try:
         message = json.loads(raw_message)
     except ValueError:
@@ -732,4 +749,4 @@ def _head(found: list[str]) -> Head | None:
     if not (isinstance(message, dict) and ("body" in message or "template" in message)):
         message = None
     record, proof = _record(raw_record or None, accepted or None)
-    return Head(entry_id, message, record, proof, int(seen) if seen else None)
+    return Head(entry_id, message, record, proof, int(seen) if seen else None, bool(opted_out))

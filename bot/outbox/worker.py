@@ -244,6 +244,10 @@ class Worker:
             log.warning("re-sending outbox %s of %s: Twilio does not have it", entry_id, mask_phone(phone))
             self._count("outbox.resent")
             since = since or record.get("at")
+        if message.get("proactive") and head.opted_out:
+            self._count("outbox.opted_out")
+            stopped = "the customer wrote STOP: no messages the business starts"
+            return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=stopped)
         if not in_window(seen, now):
             return self._finish(
                 outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window"

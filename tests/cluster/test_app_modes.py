@@ -16,6 +16,7 @@ from ..bookings import book
 from ..conftest import TOKEN, app_config
 from ..content_phone import ContentCustomer, content_config, synced_worker
 from ..redis_server import free_port
+from ..test_customers import everything
 from ..test_outbox import status_callback
 from ..test_upgrade import release_1_keys
 from ..twilio_fake import FakeTwilio
@@ -107,3 +108,21 @@ def test_failed_owner_logins_are_limited_on_a_cluster(cluster: Cluster) -> None:
     assert db.llen("tapbook:admin-logins:LIMITER/127.0.0.1/address/10/1/minute") == 10
     assert db.llen("tapbook:admin-logins:LIMITER/test/business/30/1/minute") == 10
     db.close()
+
+
+def test_a_customer_is_forgotten_on_a_cluster(cluster: Cluster) -> None:
+    """Erasure on a cluster: the reply records are found by SCAN on the business's master, every key
+    of the customer goes in one slot's pipeline, and no master keeps the number or the name."""
+    cluster.flush()
+    app = create_app(app_config(REDIS_CLUSTER_NODES=cluster.addresses[0]))
+    zoe = WhatsApp(app.test_client(), TOKEN, phone="+34611222333", name="Zoë Quintanilla")
+    ref = book(zoe, at="12:00")
+    zoe.send("stop")
+    result = app.test_cli_runner().invoke(args=["customers", "forget", "+34611222333", "--yes"])
+    assert result.exit_code == 0 and "1 bookings kept without phone or name" in result.output, result.output
+    for node in cluster.nodes:
+        master = redis.Redis(port=node.port, decode_responses=True)
+        assert [line for line in everything(master) if "611222333" in line or "Quintanilla" in line] == []
+        master.close()
+    assert get_services(app).redis.hget(f"tapbook:{{test}}:booking:{ref}", "phone") == "erased"
+    get_services(app).redis.close()
