@@ -86,6 +86,10 @@ class BusinessKeys:
         return f"{self.base}:optout"
 
     @property
+    def retention(self) -> str:
+        return f"{self.base}:retention"
+
+    @property
     def undelivered(self) -> str:
         return f"{self.base}:undelivered"
 
@@ -316,6 +320,12 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "hash",
         "never (a START removes the customer)",
         "phone → epoch seconds it wrote STOP: no business-initiated message to it (notices, reminders) until START",
+    ),
+    KeyDoc(
+        f"{_B}:retention",
+        "string",
+        "never",
+        "the start (epoch s) up to which every booking was looked at by the retention sweep",
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),

@@ -119,6 +119,8 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
     release_1_keys(get_services(content).redis)  # something for the upgrade to move
     assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0
+    clock.advance(days=367)  # the first bookings past their retention, not the one kept
+    assert plain.test_cli_runner().invoke(args=["customers", "retention"]).exit_code == 0
     rec.on = False
     for app in apps:
         get_services(app).redis.close()

@@ -81,6 +81,8 @@ class Business:
     languages: tuple[str, ...] = ()
     #: the owner's /admin password as a werkzeug hash (``flask admin hash-password``)
     admin_password_hash: str | None = None
+    #: bookings that ended longer ago lose their customer's phone and name (GDPR art. 5(1)(e))
+    retention_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,7 @@ class _BusinessSchema(_Table):
     hold_minutes = _Whole(1, 120, required=True)
     cancel_cutoff_minutes = _Whole(0, 365 * DAY_MINUTES, required=True)
     max_active_bookings = _Whole(1, required=True)
+    retention_days = _Whole(1, 3650, load_default=365)
     closed = fields.List(_Day(), load_default=(), error_messages={"invalid": 'must be a list such as ["2026-12-25"]'})
 
     @validates_schema

@@ -9,6 +9,7 @@ import re
 import click
 from flask.cli import with_appcontext
 
+from .. import retention
 from ..customers import export, forget
 from ..logs import mask_phone
 from ..services import get_services
@@ -16,7 +17,7 @@ from ..tenants import Tenant
 from .common import business_option, pick_business, redis_errors_as_one_line, shared_store
 
 log = logging.getLogger(__name__)
-group = click.Group("customers", help="What is kept about a customer: export it, or forget them.")
+group = click.Group("customers", help="What is kept about customers: export, forget, retention.")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -80,3 +81,22 @@ def forget_command(phone: str, business_id: str | None, yes: bool) -> None:
             done.replies_deleted,
             done.undelivered_removed,
         )
+
+
+@group.command("retention")
+@business_option
+@with_appcontext
+@redis_errors_as_one_line
+@shared_store
+def retention_command(business_id: str | None) -> None:
+    """Anonymise the bookings past each business's retention_days now (the worker does it every few minutes)."""
+    services = get_services()
+    for shop in _businesses(business_id):
+        looked = anonymised = 0
+        while True:
+            swept = retention.sweep(services.redis, shop, services.clock())
+            looked, anonymised = looked + swept.looked_at, anonymised + swept.anonymised
+            if swept.caught_up:
+                break
+        days = shop.business.retention_days
+        click.echo(f"{shop.id}: {anonymised} bookings older than {days} days anonymised ({looked} looked at)")

@@ -61,6 +61,7 @@ import click
 import redis
 from flask.cli import with_appcontext
 
+from .. import retention
 from ..channels.twilio import HTTP_TIMEOUT, Found, Refused, RetryLater, Sender, TemplateSids, Uncertain, Undeliverable
 from ..commands.common import shared_store
 from ..logs import mask_phone
@@ -119,6 +120,7 @@ class Worker:
         lease: timedelta = LEASE,
         pool: int = POOL,
         listen: Callable[[], Any] | None = None,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.outboxes = outboxes
         self.by_business = {outbox.business: outbox for outbox in outboxes}
@@ -131,6 +133,8 @@ class Worker:
         self.pool = pool
         #: a pub/sub connection for the bell (None: poll only)
         self.listen = listen
+        #: work done with every sweep (the retention of old bookings)
+        self.housekeeping = housekeeping
         self.name = uuid.uuid4().hex
         self._last_sweep: datetime | None = None
         self._wake = threading.Event()
@@ -178,6 +182,11 @@ class Worker:
         """Ring the doorbell of every phone with an outbox stream (recovers lost doorbells); a stream
         found empty (left by an earlier release, or drained since the SCAN) is deleted instead."""
         self._last_sweep = self._now()
+        if self.housekeeping is not None:
+            try:
+                self.housekeeping()
+            except redis.RedisError as exc:  # next sweep
+                log.warning("outbox worker: housekeeping: redis error: %s: %s", type(exc).__name__, exc)
         found = 0
         for outbox in self.outboxes:
             phones = list(outbox.streams())
@@ -485,7 +494,14 @@ def build_worker(**kwargs: Any) -> Worker:
         pubsub.subscribe(bell)
         return pubsub
 
+    def housekeeping() -> None:
+        for shop in services.directory:
+            swept = retention.sweep(client, shop, services.clock())
+            if swept.anonymised:
+                log.info("retention: %d bookings of %s anonymised", swept.anonymised, shop.id)
+
     kwargs.setdefault("listen", listen)
+    kwargs.setdefault("housekeeping", housekeeping)
     return Worker(outboxes, sender, services.stats, status_callback=callback, **kwargs)
 
 
