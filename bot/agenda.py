@@ -75,7 +75,7 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
     now = services.clock()
     grouped: dict[date, list[Entry]] = {}
     found = bookings_from(shop, first, days)
-    stopped = opted_out(shop, {booking.phone for booking in found})
+    stopped = opted_out(services, shop, {booking.phone for booking in found})
     for booking in found:
         service = shop.catalog.service(booking.service_id)
         entry = Entry(
@@ -92,12 +92,12 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
     return [Day(day, day_label(day, t), entries) for day, entries in sorted(grouped.items())]
 
 
-def opted_out(shop: Tenant, phones: set[str]) -> set[str]:
+def opted_out(services: Services, shop: Tenant, phones: set[str]) -> set[str]:
     """Which of ``phones`` wrote STOP to the business (one round trip; none for no phones)."""
     if not phones:
         return set()
     ordered = sorted(phones)
-    flags = shop.bookings.client.hmget(shop.keys.optout, ordered)
+    flags = services.redis.hmget(shop.keys.optout, ordered)
     return {phone for phone, flag in zip(ordered, flags, strict=True) if flag}
 
 

@@ -159,24 +159,18 @@ def forget(client: redis.Redis, shop: Tenant, phone: str) -> Forgotten:
     pipe = client.pipeline(transaction=False)
     for key in _phone_keys(shop, phone).values():
         pipe.delete(key)
-    for key in replies:
-        pipe.delete(key)
     pipe.zrem(shop.keys.due, phone)
     pipe.hdel(shop.keys.optout, phone)
-    if undelivered:
-        pipe.zrem(shop.keys.undelivered, *undelivered)
+    done.keys_deleted = sum(pipe.execute())
+    pipe = client.pipeline(transaction=False)
+    for key in replies:
+        pipe.delete(key)
     for booking in bookings:
         pipe.hset(shop.keys.booking(booking["ref"]), mapping={"phone": ERASED, "name": ""})
+    if undelivered:
+        pipe.zrem(shop.keys.undelivered, *undelivered)
     results = pipe.execute()
-    named = len(_phone_keys(shop, phone))
-    keys, results = results[:named], results[named:]
-    deleted_replies, (due, opted_out), results = (
-        results[: len(replies)],
-        results[len(replies) : len(replies) + 2],
-        results[len(replies) + 2 :],
-    )
-    done.keys_deleted = sum(keys) + int(due) + int(opted_out)
-    done.replies_deleted = sum(deleted_replies)
-    done.undelivered_removed = int(results[0]) if undelivered else 0
+    done.replies_deleted = sum(results[: len(replies)])
+    done.undelivered_removed = int(results[-1]) if undelivered else 0
     done.bookings_anonymised = len(bookings)
     return done

@@ -250,7 +250,8 @@ def test_pruning_spares_records_of_entries_still_in_flight(app: Flask, db: redis
 
     assert set(db.hkeys(outbox.keys.delivery(ANA))) == {stuck, f"acc:{stuck}", "3-0", done}
     in_flight = {"state": "sending", "at": old, "attempts": 1, "nonce": "0badcafe"}
-    assert outbox.record(ANA, stuck)[:2] == (in_flight, "SM" + "5" * 32)
+    head = outbox.head(ANA)
+    assert head is not None and (head.entry_id, head.record, head.accepted) == (stuck, in_flight, "SM" + "5" * 32)
     outbox.write_record(BOB, backing_off, {"state": "retry", "at": old, "attempts": 9})
     outbox.finish(BOB, "1-0", {"state": "failed", "at": now, "attempts": 1})  # an entry of another stream
     assert outbox.delivery(BOB)[backing_off]["state"] == "retry"

@@ -320,17 +320,13 @@ return outcome
 """
 )
 
-# A drained phone: its stream deleted and its doorbell dropped, unless an entry arrived since the
-# worker's last read (the webhook appends and rings at any moment): then both stay, the doorbell
-# rung if it was not (as the sweep needs), or, by the worker holding the phone (ARGV[3] = '1'),
-# moved from the end of its claim to now. KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
+# A drained phone (the sweep's): its stream deleted and its doorbell dropped, unless an entry arrived
+# since the last read (the webhook appends and rings at any moment): then both stay, the doorbell
+# rung if it was not. The worker holding a phone says the same with its release (_LEAVE).
+# KEYS[1] stream, [2] doorbell; ARGV[1] phone, [2] now (ms).
 _SETTLE = """
 if redis.call('XLEN', KEYS[1]) > 0 then
-  if ARGV[3] == '1' then
-    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  else
-    redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-  end
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
   return 0
 end
 redis.call('DEL', KEYS[1])
@@ -521,22 +517,15 @@ class Outbox:
         first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
-    def defer(self, phone: str, at_ms: int) -> None:
-        self.client.zadd(self.keys.due, {phone: at_ms})
-
-    def settle(self, phone: str, *, held: bool = False) -> bool:
+    def settle(self, phone: str) -> bool:
         """Delete a drained phone's stream and drop its doorbell, unless a message arrived meanwhile.
 
         One script: a webhook that appends and rings between our last read and this finds its
-        entry kept and the phone due now (``held``: we hold it, so its doorbell is moved from the
-        end of our claim); one that appends after it makes a new stream and rings again. True when
-        the stream was empty (and is now gone).
+        entry kept and the phone due; one that appends after it makes a new stream and rings
+        again. True when the stream was empty (and is now gone).
         """
         keys = [self.keys.outbox(phone), self.keys.due]
-        return bool(self._settle(keys=keys, args=[phone, self.now_ms(), "1" if held else "0"]))
-
-    def acquire(self, phone: str, token: str, lease_ms: int) -> bool:
-        return bool(self.client.set(self.keys.lease(phone), token, nx=True, px=lease_ms))
+        return bool(self._settle(keys=keys, args=[phone, self.now_ms()]))
 
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
@@ -575,16 +564,6 @@ class Outbox:
         keys = [self.keys.outbox(phone), self.keys.due, self.keys.lease(phone), self.keys.delivery(phone)]
         args: list[str | int] = [phone, self.now_ms(), token, "" if due_ms is None else due_ms, entry_id]
         self._leave(keys=keys, args=args)
-
-    def record(self, phone: str, entry_id: str) -> tuple[dict[str, Any], str | None, int | None]:
-        """The worker's record of an entry still in the stream, the MessageSid Twilio accepted it as,
-        and the last inbound time (see :func:`_record`)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.keys.delivery(phone), entry_id, f"acc:{entry_id}")
-        pipe.get(self.keys.window(phone))
-        (raw, accepted), seen = pipe.execute()
-        record, accepted = _record(raw, accepted)
-        return record, accepted, (int(seen) if seen else None)
 
     def known_sids(self, phone: str) -> set[str]:
         """Every MessageSid the records of ``phone`` name (a lookup at Twilio must not take one of
@@ -662,12 +641,6 @@ class Outbox:
         for key in self.client.scan_iter(match=self.keys.outbox_pattern, count=500, _type="stream"):
             yield self.keys.phone_of_outbox(key)
 
-    def window_ms(self, phone: str) -> int | None:
-        """When ``phone`` last wrote to the business (epoch ms), if within the stamp's life."""
-        seen = self.client.get(self.keys.window(phone))
-        return int(seen) if seen else None
-
-    # --- the status callback ---------------------------------------------------------
     def record_status(
         self,
         message_sid: str,

@@ -159,7 +159,8 @@ class Worker:
     def run_once(self) -> int:
         """Send what is due now and wait for it; the number of entries finished."""
         self._sweep_if_due()
-        claimed = [(outbox, phone) for outbox in self.outboxes for phone in self.claim(outbox, max(self.pool, 50))[0]]
+        limit = max(self.pool, 50)
+        claimed = [(o, phone) for o in self.outboxes for phone in o.claim(o.now_ms(), limit, self.lease_ms)[0]]
         try:
             if self.pool <= 1 or len(claimed) <= 1:
                 return sum(self.drain(phone, outbox) for outbox, phone in claimed)
@@ -167,9 +168,6 @@ class Worker:
                 return sum(f.result() for f in [pool.submit(self.drain, phone, outbox) for outbox, phone in claimed])
         finally:
             self.flush_counts()
-
-    def claim(self, outbox: Outbox, limit: int) -> tuple[list[str], int | None]:
-        return outbox.claim(outbox.now_ms(), limit, self.lease_ms)
 
     def _sweep_if_due(self) -> None:
         if self._last_sweep is None or self._now() - self._last_sweep >= SWEEP_EVERY:
@@ -196,12 +194,11 @@ class Worker:
         return found
 
     # --- one customer ------------------------------------------------------------------
-    def drain(self, phone: str, outbox: Outbox | None = None) -> int:
+    def drain(self, phone: str, outbox: Outbox) -> int:
         """Send ``phone``'s entries in order until its stream is empty, one must wait, or BATCH went.
 
         Round trips for a customer with one reply: take (lease + head), begin, finish (says what
         is left), leave (settle + release)."""
-        outbox = outbox or self.outboxes[0]
         token = f"{self.name}:{uuid.uuid4().hex}"
         taken, head = outbox.take(phone, token, self.lease_ms)
         if not taken:
@@ -231,9 +228,8 @@ class Worker:
             if not left:  # Redis trouble or a bug: the lease lapses by itself, the claim ends
                 outbox.release(phone, token)
 
-    def deliver(self, phone: str, head: Head, *, outbox: Outbox | None = None, token: str = "") -> Later | int:
+    def deliver(self, phone: str, head: Head, *, outbox: Outbox, token: str) -> Later | int:
         """Handle the head entry: when to look at it again, or, once it is finished, the entries left."""
-        outbox = outbox or self.outboxes[0]
         entry_id, message = head.entry_id, head.message
         now = outbox.now_ms()
         if message is None:  # never blocks the customer's later messages
@@ -266,10 +262,8 @@ class Worker:
         attempt: dict[str, Any] = {"state": "sending", "at": now, "attempts": attempts, "nonce": nonce}
         if since:
             attempt["since"] = since
-        if token and not outbox.begin(phone, token, self.lease_ms, entry_id, attempt):
+        if not outbox.begin(phone, token, self.lease_ms, entry_id, attempt):
             raise LeaseLost(phone)
-        if not token:
-            outbox.write_record(phone, entry_id, attempt)
         try:
             sid = self.sender.send(phone, message, self._callback(outbox, phone, entry_id, nonce))
         except RetryLater as exc:
