@@ -143,6 +143,10 @@ class SharedKeys:
         return f"{self.prefix}:templates"
 
     @property
+    def template_approvals(self) -> str:
+        return f"{self.prefix}:template-approvals"
+
+    @property
     def outbox_totals(self) -> str:
         return f"{self.prefix}:outbox-totals"
 
@@ -329,6 +333,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
+    KeyDoc(
+        "<prefix>:template-approvals",
+        "hash",
+        "none",
+        "content template friendly name → JSON `{status, reason, at}`: WhatsApp's approval as last fetched "
+        "(`templates sync`/`list`, and the worker every few minutes until approved)",
+    ),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
     KeyDoc(
         "<prefix>:admin-logins:LIMITER/<who>/<scope>/<n>/1/minute",
