@@ -49,7 +49,7 @@ _SAMPLES: dict[str, dict[str, str]] = {
     REMINDER: {"1": "Ana", "2": "Haircut", "3": "Tue 14 Jan", "4": "10:30", "5": "Bella Hair Studio"},
     CANCELLED: {"1": "Bella Hair Studio", "2": "Haircut, Tue 14 Jan, 10:30–11:00 (K7Q2MX)"},
     MOVED: {"1": "Bella Hair Studio", "2": "Haircut, Wed 15 Jan, 11:00–11:30 (K7Q2MX)"},
-    OWNER: {"1": "Bella Hair Studio", "2": "new booking K7Q2MX, Haircut, Tue 14 Jan, 10:30–11:00, Ana +34 600 00 00 00"},
+    OWNER: {"1": "Bella Hair Studio", "2": "new booking Haircut, Tue 14 Jan, 10:30–11:00 (K7Q2MX), Ana +34600000000"},
 }
 #: the variables after the body's that hold the reminder's button IDs
 BUTTON_VARIABLES = ("6", "7", "8")

@@ -41,6 +41,7 @@ if plan.outbound ~= '' then
   if plan.bell ~= '' then redis.call('PUBLISH', plan.bell, plan.business) end
 end
 if window_ms > 0 then redis.call('SET', KEYS[6], window_ms, 'PX', plan.window_ttl) end
+queue_notices(plan.notices, 5, outbox_now, plan.bell, plan.business)
 -- remember the message: all of the last hours, and the last few whatever their age
 redis.call('ZADD', KEYS[7], plan.now_s, plan.id)
 local count = redis.call('ZCARD', KEYS[7])
