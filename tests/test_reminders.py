@@ -457,7 +457,7 @@ def test_the_owner_is_told_of_each_booking_move_and_cancel(
 
 
 def test_the_business_cancel_reaches_the_customer_as_an_approved_template(
-    app: Flask, fake: FakeTwilio, clock: Clock, booked: str
+    app: Flask, fake: FakeTwilio, clock: Clock, booked: str, redis_server: RedisServer
 ) -> None:
     worker = synced_worker(app)
     cancelled = proactive.friendly_name(proactive.CANCELLED, "en")
@@ -465,7 +465,9 @@ def test_the_business_cancel_reaches_the_customer_as_an_approved_template(
     assert "WhatsApp has not approved the template yet" in refused.output  # she last wrote long ago
     assert get_services(app).outboxes["test"].pending(ANA) == 0
 
-    plain_ref = book(
+    plain = plain_app(redis_server, clock)
+    plain_ref = book(WhatsApp(plain.test_client(), TOKEN, phone=ANA), day="Sat 17 Jan", at="11:00")
+    get_services(plain).redis.close()
         WhatsApp(
             create_app(app_config(REDIS_URL=get_services(app).settings.redis_url, CLOCK=clock)).test_client(),
             TOKEN,
