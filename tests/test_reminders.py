@@ -468,14 +468,6 @@ def test_the_business_cancel_reaches_the_customer_as_an_approved_template(
     plain = plain_app(redis_server, clock)
     plain_ref = book(WhatsApp(plain.test_client(), TOKEN, phone=ANA), day="Sat 17 Jan", at="11:00")
     get_services(plain).redis.close()
-        WhatsApp(
-            create_app(app_config(REDIS_URL=get_services(app).settings.redis_url, CLOCK=clock)).test_client(),
-            TOKEN,
-            phone=ANA,
-        ),
-        day="Sat 17 Jan",
-        at="11:00",
-    )
     approve(app, cancelled)
     told = app.test_cli_runner().invoke(args=["bookings", "cancel", plain_ref, "--yes"])
     assert "on its way" in told.output
