@@ -130,7 +130,9 @@ def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str
     )
     notice = customer_notice(shop, services.catalogs, booking, proactive.CANCELLED)
     reached = reach(services, shop, booking.phone, proactive.CANCELLED, booking.language)
-    result = shop.bookings.write(request, notices=(notice,) if notice and reached == "yes" else ()).status
+    notices = (notice,) if notice and reached == "yes" else ()
+    now = services.outboxes[shop.id].now_arg() if notices else ""
+    result = shop.bookings.write(request, notices=notices, now=now).status
     if result == "ok":
         services.stats.incr("bookings.cancelled", business=shop.id)
         services.stats.incr("notify.queued" if reached == "yes" else f"notify.{reached}")

@@ -54,7 +54,7 @@ def customer_notice(shop: Tenant, catalogs: Catalogs, booking: Booking, kind: st
         return None
     t = _translator(shop, catalogs, booking.language)
     variables = {"1": shop.business.name, "2": booking_label(shop.catalog, booking, t)}
-    return Notice(booking.phone, _message(kind, t.code, variables, shop, booking=booking.ref))
+    return Notice(booking.phone, _message(kind, t.code, variables, shop))
 
 
 def owner_notices(shop: Tenant, catalogs: Catalogs, requests: list[Request], read: Any) -> tuple[Notice, ...]:

@@ -172,15 +172,17 @@ class BookingStore:
         return self.read(*(BookingRead(ref) for ref in refs)) if refs else []
 
     # -- writes ------------------------------------------------------------------------------
-    def write(self, *requests: Request, notices: tuple[Notice, ...] = ()) -> Written:
+    def write(self, *requests: Request, notices: tuple[Notice, ...] = (), now: str = "") -> Written:
         """Apply ``requests`` together if each has the outcome it expects (else none), queueing
-        ``notices`` with them: the outcome of the first, or of the one refused. The conversation's
-        writes go with its session instead (:mod:`bot.store`); this is for the owner's writes."""
+        ``notices`` with them (due at ``now``, epoch ms: the outbox's clock; '' for the server's): the
+        outcome of the first, or of the one refused. The conversation's writes go with its session
+        instead (:mod:`bot.store`); this is for the owner's writes."""
         keys = KeyList([self.keys.due])
         plan: dict[str, Any] = {
             "ops": [self.encode(request, keys) for request in requests],
             "notices": self.encode_notices(notices, keys),
             "due": 1,
+            "now": now,
             "bell": self.bell,
             "business": self.keys.business,
         }

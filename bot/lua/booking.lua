@@ -251,8 +251,10 @@ end
 
 -- adopt the earlier release's keys the operations name, then check every operation: the first
 -- whose status is not the expected one is returned (nothing else written); else apply them all
--- (but those already done)
-local function run_ops(ops, adopt_pairs)
+-- (but those already done). ``first`` (optional) runs once every check passed, before any apply:
+-- the messages the write queues go first, so a refused XADD (an ACL, memory) leaves nothing
+-- written (Redis does not undo a script's earlier writes when a later command fails).
+local function run_ops(ops, adopt_pairs, first)
   for _, pair in ipairs(adopt_pairs) do adopt(KEYS[pair[1]], KEYS[pair[2]]) end
   local now_ms = redis_ms()
   local results, todo = {}, {}
@@ -264,6 +266,7 @@ local function run_ops(ops, adopt_pairs)
     table.insert(results, value or '')
     if not done then table.insert(todo, op) end
   end
+  if first then first() end
   for _, op in ipairs(todo) do applies[op.op](op) end
   return true, results
 end

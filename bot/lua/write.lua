@@ -3,9 +3,9 @@
 -- their keys by index. Returns {'ok', purged, value…} when every one had
 -- its expected outcome (and all were applied), else {'refused', index, status, value, purged}.
 local plan = cjson.decode(ARGV[1])
-local ok, results = run_ops(plan.ops, plan.adopt)
-if not ok then return results end
-if plan.notices and #plan.notices > 0 then
-  queue_notices(plan.notices, plan.due, redis_ms(), plan.bell or '', plan.business or '')
+local function notices()
+  queue_notices(plan.notices, plan.due, tonumber(plan.now) or redis_ms(), plan.bell or '', plan.business or '')
 end
+local ok, results = run_ops(plan.ops, plan.adopt, notices)
+if not ok then return results end
 return {'ok', purged, unpack(results)}
