@@ -6,6 +6,7 @@ Shared by the admin page and ``flask bookings …``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -17,6 +18,8 @@ from .logs import mask_phone
 from .notify import customer_notice, reach
 from .services import Services
 from .tenants import Tenant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str
     if result == "ok":
         services.stats.incr("bookings.cancelled", business=shop.id)
         services.stats.incr("notify.queued" if reached == "yes" else f"notify.{reached}")
+        if reached != "yes":
+            log.info("%s is not told of the business's cancel: %s", mask_phone(booking.phone), reached)
     return result, booking, reached
 
 

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 APPROVED = "approved"
 #: WhatsApp's status of a template never submitted for approval
 UNSUBMITTED = "unsubmitted"
+#: statuses that may still change without the operator doing anything: the worker polls these
+WAITING = frozenset({"received", "pending", "paused"})
 
 
 @dataclass(frozen=True)
@@ -124,15 +126,17 @@ class Approvals:
         return Approval(status, str(whatsapp.get("rejection_reason") or ""), int(self.now()))
 
     def refresh(self, client: Client, sids: TemplateSids, names: Iterable[str]) -> dict[str, Approval]:
-        """Fetch and record the approval of every template of ``names`` that is synced and not yet
-        recorded as approved; what was recorded, by name. A template Twilio fails to answer for is
-        logged and skipped."""
+        """Fetch and record the approval of every template of ``names`` that is synced and waiting
+        for WhatsApp's verdict (recorded as submitted, pending or paused: ``templates sync`` records
+        each one it submits); what was recorded, by name. One never submitted, approved, rejected
+        or disabled is not asked about (the operator acts on those with ``templates sync``/``list``).
+        A template Twilio fails to answer for is logged and skipped."""
         recorded = self.all()
         fresh: dict[str, Approval] = {}
         for name in names:
             sid = sids.get(name)
             known = recorded.get(name)
-            if sid is None or (known is not None and known.approved):
+            if sid is None or known is None or known.status not in WAITING:
                 continue
             try:
                 approval = self.fetch(client, sid)
