@@ -479,3 +479,41 @@ def test_the_business_cancel_reaches_the_customer_as_an_approved_template(
         f"Your booking with Test Salon is cancelled: Haircut, Sat 17 Jan, 11:00–11:30 ({plain_ref}). "
         "Write to us to book another time."
     )
+
+
+def test_a_move_between_the_queueing_and_the_send_revokes_it_and_the_new_time_gets_its_own(
+    app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
+) -> None:
+    worker = synced_worker(app)
+    approve(app)
+    clock.now = datetime(2026, 1, 16, 9, 0, tzinfo=MADRID).astimezone(UTC)
+    ana = ContentCustomer(app, fake, worker, ANA)
+    mine = ana.pick(ana.send("menu"), "My bookings")
+    times = ana.pick(ana.pick(ana.pick(mine, mine.options[0]), "Reschedule"), "Mon 19 Jan")
+    confirm = ana.pick(times, "11:00")
+    clock.advance(hours=1)  # Sat 17 Jan's reminder is due; it is queued, then the move lands
+    outbox = get_services(app).outboxes["test"]
+    _, due, _ = outbox.claim_all(outbox.now_ms(), 10, 15_000, reminders=10)
+    assert [worker.fire(member, outbox) for member in due] == ["queued"]
+    moved = ana.pick(confirm, "Confirm")  # the tap's reply goes; the old reminder behind it is revoked
+    assert moved.text.startswith("Moved!")
+    assert reminder_sends(fake) == [] and counts(db) == {"queued": 1, "revoked": 1}
+    (new_ref,) = [m.partition(":")[0] for m in reminders_of(db)]
+    assert reminders_of(db) == {f"{new_ref}:24h": ms(datetime(2026, 1, 18, 11, 0, tzinfo=MADRID))}
+
+
+def test_a_business_sending_through_a_messaging_service_names_it(
+    db: redis.Redis, redis_server: RedisServer, fake: FakeTwilio, clock: Clock
+) -> None:
+    service_sid = "MG" + "5" * 32
+    plain = plain_app(redis_server, clock)
+    book(WhatsApp(plain.test_client(), TOKEN, phone=ANA), day="Sat 17 Jan", at="10:00")
+    get_services(plain).redis.close()
+    app = content_app(redis_server, fake, clock, sender=service_sid)
+    worker = synced_worker(app)
+    approve(app)
+    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker.run_once()
+    (sent,) = reminder_sends(fake)
+    assert sent["MessagingServiceSid"] == service_sid and "From" not in sent
+    get_services(app).redis.close()
