@@ -43,8 +43,16 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 
 from . import logins
-from .agenda import agenda, cancel_for_business, today, undelivered, why_not
-from .notify import tell_cancelled, told_text
+from .agenda import (
+    agenda,
+    cancel_for_business,
+    reminder_figures,
+    today,
+    undelivered,
+    waiting_templates,
+    why_not,
+)
+from .notify import told_text
 from .services import get_services
 from .tenants import Tenant
 
@@ -148,6 +156,8 @@ def bookings() -> str:
         business=shop.business.name,
         days=days,
         undelivered=undelivered(services, shop),
+        waiting=waiting_templates(services, shop),
+        reminders=reminder_figures(services, shop) if shop.channel.out_of_band and shop.business.reminders else None,
         token=lambda ref: signer.dumps(ref),
         notices=get_flashed_messages(),
     )
@@ -163,14 +173,13 @@ def cancel() -> ResponseReturnValue:
         signed = None
     if not ref or signed != ref:
         return _plain(400, "This page is out of date or the form was not sent from it: reload it and try again.")
-    result, booking = cancel_for_business(services, shop, ref)
+    result, booking, reached = cancel_for_business(services, shop, ref)
     if result != "ok" or booking is None:
         log.info("admin: %s: cancel of %s refused (%s)", shop.id, ref, result)
         flash(f"Booking {ref} was not cancelled: {why_not(result)}.")
     else:
-        told = tell_cancelled(services, shop, booking)
-        log.info("admin: %s: cancelled %s (customer told: %s)", shop.id, ref, "yes" if told else "no")
-        flash(f"Booking {ref} is cancelled. {told_text(told)}")
+        log.info("admin: %s: cancelled %s (customer told: %s)", shop.id, ref, reached)
+        flash(f"Booking {ref} is cancelled. {told_text(reached)}")
     return redirect(url_for("admin.bookings"), 303)
 
 

@@ -6,15 +6,20 @@ Shared by the admin page and ``flask bookings …``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from .booking.formats import day_label, times_label
 from .booking.records import Booking, epoch
 from .booking.requests import cancel_request, resource_of
+from .channels import proactive
 from .logs import mask_phone
+from .notify import customer_notice, reach
 from .services import Services
 from .tenants import Tenant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,13 @@ class Entry:
     cancellable: bool
     #: the customer wrote STOP: the business must not message them (notices, reminders)
     opted_out: bool = False
+    #: the customer tapped Confirm on a reminder
+    customer_confirmed: bool = False
+
+    @property
+    def shown_status(self) -> str:
+        """``confirmed``, ``confirmed by customer``, ``cancelled``, ``rescheduled``."""
+        return "confirmed by customer" if self.customer_confirmed and self.status == "confirmed" else self.status
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ def agenda(services: Services, shop: Tenant, first: date, days: int) -> list[Day
             status=booking.status,
             cancellable=booking.status == "confirmed" and booking.start > now,
             opted_out=booking.phone in stopped,
+            customer_confirmed=booking.customer_confirmed,
         )
         grouped.setdefault(shop.availability.local_day(booking.start), []).append(entry)
     return [Day(day, day_label(day, t), entries) for day, entries in sorted(grouped.items())]
@@ -101,11 +114,13 @@ def opted_out(services: Services, shop: Tenant, phones: set[str]) -> set[str]:
     return {phone for phone, flag in zip(ordered, flags, strict=True) if flag}
 
 
-def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str, Booking | None]:
-    """The business cancels ``ref``: no cut-off, but never one that has started. Two round trips."""
+def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str, Booking | None, str]:
+    """The business cancels ``ref``: no cut-off, but never one that has started. The customer's
+    notice is queued in the same step; the third value says whether it will reach them (see
+    :func:`bot.notify.reach`). Three round trips."""
     data = shop.bookings.booking(ref)
     if not data:
-        return "unknown", None
+        return "unknown", None, ""
     booking = Booking.from_hash(data)
     service = shop.catalog.service(booking.service_id)
     request = cancel_request(
@@ -116,10 +131,17 @@ def cancel_for_business(services: Services, shop: Tenant, ref: str) -> tuple[str
         now=services.clock(),
         by_business=True,
     )
-    result = shop.bookings.cancel(request)
+    notice = customer_notice(shop, services.catalogs, booking, proactive.CANCELLED)
+    reached = reach(services, shop, booking.phone, proactive.CANCELLED, booking.language)
+    notices = (notice,) if notice and reached == "yes" else ()
+    now = services.outboxes[shop.id].now_arg() if notices else ""
+    result = shop.bookings.write(request, notices=notices, now=now).status
     if result == "ok":
         services.stats.incr("bookings.cancelled", business=shop.id)
-    return result, booking
+        services.stats.incr("notify.queued" if reached == "yes" else f"notify.{reached}")
+        if reached != "yes":
+            log.info("%s is not told of the business's cancel: %s", mask_phone(booking.phone), reached)
+    return result, booking, reached
 
 
 _REFUSALS = {
@@ -133,6 +155,50 @@ _REFUSALS = {
 def why_not(status: str) -> str:
     """Why the business could not cancel, from the cancel script's answer."""
     return _REFUSALS.get(status, "it cannot be cancelled")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A template the business needs that WhatsApp has not approved (yet), ready to print."""
+
+    name: str
+    status: str  # not synced, unsubmitted, received, pending, rejected, paused, disabled
+    reason: str
+
+
+def templates_needed(shop: Tenant) -> list[str]:
+    """The business-initiated templates this business sends: its reminders and cancel notices in
+    each language it speaks, and its owner's alerts in its default language."""
+    if not shop.channel.out_of_band:
+        return []
+    kinds = ([proactive.REMINDER] if shop.business.reminders else []) + [proactive.CANCELLED]
+    names = [proactive.friendly_name(kind, language) for language in shop.languages for kind in kinds]
+    if shop.business.owner_whatsapp:
+        names.append(proactive.friendly_name(proactive.OWNER, shop.default_language))
+    return names
+
+
+def waiting_templates(services: Services, shop: Tenant) -> list[Waiting]:
+    """Those of :func:`templates_needed` WhatsApp has not approved: they go only to customers who
+    wrote in the last 24 hours. One round trip."""
+    known = services.approvals.all()
+    waiting = []
+    for name in templates_needed(shop):
+        approval = known.get(name)
+        if approval is None:
+            waiting.append(Waiting(name, "not synced", "run flask templates sync"))
+        elif not approval.approved:
+            waiting.append(Waiting(name, approval.status, approval.reason))
+    return waiting
+
+
+def reminder_figures(services: Services, shop: Tenant) -> dict[str, int]:
+    """``scheduled`` (not due yet) and the counts of reminders by outcome (one round trip)."""
+    pipe = services.redis.pipeline(transaction=False)
+    pipe.zcard(shop.keys.reminders)
+    pipe.hgetall(shop.keys.reminder_counts)
+    scheduled, counted = pipe.execute()
+    return {"scheduled": int(scheduled), **{name: int(value) for name, value in counted.items()}}
 
 
 def undelivered(services: Services, shop: Tenant, limit: int = 20) -> list[Undelivered]:

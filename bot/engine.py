@@ -29,6 +29,7 @@ from .flows import state
 from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
+from .notify import owner_notices
 from .outbox import epoch_ms
 from .reads import Reads
 from .replies import EMPTY_TWIML, render_text_only
@@ -112,8 +113,9 @@ class Conversation:
                     effects=Effects(known),
                 )
                 outcome, handler, rendered = self._run(turn)
-                round_trips += turn.reads.trips
                 requests = [*turn.effects.requests, *self._releases(turn)]
+                notices = owner_notices(shop, self.catalogs, requests, turn.reads.booking)
+                round_trips += turn.reads.trips
                 moving_in = snapshot.from_legacy or snapshot.profile_from_legacy  # release 1's keys: move them
                 plan = TapPlan(
                     shop=shop,
@@ -130,6 +132,7 @@ class Conversation:
                     window_ms=epoch_ms(now) if shop.channel.out_of_band else None,
                     now_ms=epoch_ms(now),
                     drop_legacy=moving_in,
+                    notices=notices,
                 )
                 applied = self.store.apply(plan)
                 round_trips += 1 + (1 if moving_in and applied.status is Status.OK else 0)

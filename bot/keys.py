@@ -82,6 +82,14 @@ class BusinessKeys:
         return f"{self.base}:due"
 
     @property
+    def reminders(self) -> str:
+        return f"{self.base}:reminders"
+
+    @property
+    def reminder_counts(self) -> str:
+        return f"{self.base}:reminder-counts"
+
+    @property
     def optout(self) -> str:
         return f"{self.base}:optout"
 
@@ -141,6 +149,10 @@ class SharedKeys:
     @property
     def templates(self) -> str:
         return f"{self.prefix}:templates"
+
+    @property
+    def template_approvals(self) -> str:
+        return f"{self.prefix}:template-approvals"
 
     @property
     def outbox_totals(self) -> str:
@@ -280,7 +292,8 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "hash",
         "**never**",
         "`ref`, `phone`, `name`, `service`, `resource`, `start`, `end`, `day`, `status` (`confirmed`, "
-        "`cancelled`, `rescheduled`), `language`, `created_at`, `changed_at`, `rescheduled_from`/`_to`, `occ`",
+        "`cancelled`, `rescheduled`), `language`, `created_at`, `changed_at`, `rescheduled_from`/`_to`, `occ`, "
+        "`reminders` (its offsets), `reminded:<offset>` (the outbox entry it went as), `customer_confirmed_at`",
     ),
     KeyDoc(f"{_B}:customer:<+E164>", "zset", "never", "the phone's active bookings: REF → start"),
     KeyDoc(f"{_B}:bookings", "zset", "never", "every booking of the business: REF → start"),
@@ -293,6 +306,20 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "unsent messages, field `m` (JSON)",
     ),
     KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
+    KeyDoc(
+        f"{_B}:reminders",
+        "zset",
+        "none (a reminder leaves when it is sent, or its booking is moved or cancelled)",
+        "`<REF>:<offset>` → epoch ms the reminder is due; written by the step that books, moves or cancels",
+    ),
+    KeyDoc(
+        f"{_B}:reminder-counts",
+        "hash",
+        "none",
+        "reminders `queued`, `sent`, `failed`, `revoked` (booking changed first), `opted_out`, `not_approved`, "
+        "`late` (due after the booking started: no worker ran), `confirmed` (by the customer's tap) → counts, "
+        "exported at `/metrics`",
+    ),
     KeyDoc(f"{_B}:window:<+E164>", "string", "2 days", "epoch ms of the customer's last message (24-hour window)"),
     KeyDoc(
         f"{_B}:delivery:<+E164>",
@@ -329,6 +356,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
+    KeyDoc(
+        "<prefix>:template-approvals",
+        "hash",
+        "none",
+        "content template friendly name → JSON `{status, reason, at}`: WhatsApp's approval as last fetched "
+        "(`templates sync`/`list`, and the worker every few minutes until approved)",
+    ),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
     KeyDoc(
         "<prefix>:admin-logins:LIMITER/<who>/<scope>/<n>/1/minute",

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess, values
 
 from .services import get_services
+from .stats import ReminderCollector
 
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
@@ -59,3 +60,5 @@ def init_app(app: Flask) -> None:
         return sum(int(n) for n in pipe.execute())
 
     services.stats.add_probe("outbox_due_customers", "Customers with unsent messages in the outbox.", due_customers)
+    reminders = {shop.id: (shop.keys.reminder_counts, shop.keys.reminders) for shop in services.directory}
+    services.stats.add_collector(ReminderCollector(services.redis, reminders, services.stats.namespace))

@@ -18,6 +18,7 @@ from twilio.http import HttpClient
 from twilio.rest import Client
 
 from .booking.catalog import SAMPLE_CATALOG, Catalog, check_businesses, load_catalogs
+from .channels.approvals import Approvals
 from .channels.twilio import build_client
 from .config import Settings
 from .connections import connect
@@ -65,6 +66,8 @@ class Services:
     twilio: Client | None
     #: a new Twilio REST client (the worker's threads each get their own), or None as above
     new_twilio: Callable[[], Client | None]
+    #: WhatsApp's approval of the templates the business starts conversations with
+    approvals: Approvals
     #: numbers no business claims, and when a message to each was last logged as a WARNING
     unrouted_warned: dict[str, float] = field(default_factory=dict)
 
@@ -177,6 +180,7 @@ def build_services(
         shared_keys=shared_keys,
         twilio=build_client(settings, twilio_http),
         new_twilio=lambda: build_client(settings, twilio_http),
+        approvals=Approvals(client, shared_keys.template_approvals),
     )
 
 

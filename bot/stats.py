@@ -92,7 +92,7 @@ class Stats:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         #: collectors read at scrape time (probes, shared counts): also served in multiprocess mode
-        self.collectors: list[Probe | SharedCollector] = []
+        self.collectors: list[Probe | SharedCollector | ReminderCollector] = []
         self._counters: dict[str, Counter] = {}
         self._per_business: set[str] = set()
         for prefix, named in NAMED.items():
@@ -195,7 +195,11 @@ class Stats:
         """
         self._add(Probe(f"{self.namespace}_{name}", documentation, read))
 
-    def _add(self, collector: Probe | SharedCollector) -> None:
+    def add_collector(self, collector: ReminderCollector) -> None:
+        """A collector reading Redis at scrape time (exported by every web worker alike)."""
+        self._add(collector)
+
+    def _add(self, collector: Probe | SharedCollector | ReminderCollector) -> None:
         self.collectors.append(collector)
         self.registry.register(collector)
 
@@ -218,6 +222,47 @@ class Probe:
             log.warning("metrics probe %s failed: %s: %s", self.name, type(exc).__name__, exc)
             return
         yield GaugeMetricFamily(self.name, self.documentation, value=value)
+
+
+class ReminderCollector:
+    """Each business's reminders, read from Redis at scrape time (one pipelined round trip):
+    ``tapbook_reminders_total{business, result}`` (queued, sent, failed, revoked, opted_out,
+    not_approved, confirmed: counted by the scripts that do them) and
+    ``tapbook_reminders_scheduled{business}`` (waiting to be due)."""
+
+    RESULTS = ("queued", "sent", "failed", "revoked", "opted_out", "not_approved", "late", "confirmed")
+
+    def __init__(self, client: redis.Redis, businesses: dict[str, tuple[str, str]], namespace: str) -> None:
+        #: business id → (its counts hash, its due reminders zset)
+        self.client = client
+        self.businesses = businesses
+        self.namespace = namespace
+
+    def describe(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        return [
+            CounterMetricFamily(f"{self.namespace}_reminders", "Reminders.", labels=["business", "result"]),
+            GaugeMetricFamily(f"{self.namespace}_reminders_scheduled", "Not due yet.", labels=["business"]),
+        ]
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        pipe = self.client.pipeline(transaction=False)
+        for counts_key, due_key in self.businesses.values():
+            pipe.hgetall(counts_key)
+            pipe.zcard(due_key)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics: could not read the reminders: %s: %s", type(exc).__name__, exc)
+            return
+        total = CounterMetricFamily(f"{self.namespace}_reminders", "Reminders.", labels=["business", "result"])
+        scheduled = GaugeMetricFamily(f"{self.namespace}_reminders_scheduled", "Not due yet.", labels=["business"])
+        for index, business in enumerate(self.businesses):
+            counts = cast(dict[str, str], replies[2 * index])
+            for result in self.RESULTS:
+                total.add_metric([business, result], int(counts.get(result, 0)))
+            scheduled.add_metric([business], int(replies[2 * index + 1]))
+        yield total
+        yield scheduled
 
 
 class SharedCounts:

@@ -125,6 +125,8 @@ class TapPlan:
     now_ms: int = 0
     #: delete the customer's release-1 session and profile once written under the new keys
     drop_legacy: bool = False
+    #: messages the business starts, queued with the tap (the owner's alerts)
+    notices: tuple[Any, ...] = ()
 
 
 class TapStore:
@@ -202,6 +204,7 @@ class TapStore:
             ]
         )
         ops = [shop.bookings.encode(request, script_keys) for request in plan.requests]
+        notices = shop.bookings.encode_notices(plan.notices, script_keys)
         header = {
             "id": answered_id(plan.message_sid),
             "now_s": plan.now_ms // 1000,
@@ -225,6 +228,7 @@ class TapStore:
             "redis_time": self.redis_time,
             "bell": self.bell,
             "business": shop.id,
+            "notices": notices,
         }
         args: list[str] = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
         for name, value in plan.fields.items():

@@ -24,7 +24,7 @@ from .channels.content import ContentChannel
 from .config import Settings
 from .errors import ConfigError
 from .i18n import Catalogs
-from .keys import BusinessKeys, LegacyKeys
+from .keys import BusinessKeys, LegacyKeys, SharedKeys
 from .lua import Scripts
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,13 @@ def build_tenant(
     return Tenant(
         catalog=catalog,
         keys=keys,
-        bookings=BookingStore(client, keys, scripts, LegacyKeys(settings.redis_key_prefix, business.id)),
+        bookings=BookingStore(
+            client,
+            keys,
+            scripts,
+            LegacyKeys(settings.redis_key_prefix, business.id),
+            bell=SharedKeys(settings.redis_key_prefix).outbox_bell,
+        ),
         availability=Availability(business),
         languages=tuple(languages),
         channel=ContentChannel() if buttons else TwimlChannel(),

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 
 from bot import get_services
+from bot.channels import proactive
 from bot.channels.cli import sync_templates
 from bot.channels.twilio import TemplateSids
 from bot.outbox.worker import Worker, build_worker
@@ -37,7 +38,8 @@ def content_config(fake: FakeTwilio, **overrides: Any) -> dict[str, Any]:
 def synced_worker(app: Flask, **kwargs: Any) -> Worker:
     """The app's outbox worker, after ``templates sync`` created the templates on the fake account."""
     services = get_services(app)
-    sync_templates(services.twilio, TemplateSids(services.redis, services.shared_keys.templates))
+    templates = TemplateSids(services.redis, services.shared_keys.templates)
+    sync_templates(services.twilio, templates, proactive.all_templates(services.catalogs))
     kwargs.setdefault("pool", 1)  # one send at a time: a test's planned answers go in order
     with app.app_context():
         return build_worker(**kwargs)
@@ -74,6 +76,8 @@ def shown(fake: FakeTwilio, form: dict[str, str]) -> Shown:
         return Shown("text", form["Body"])
     variables = json.loads(form["ContentVariables"])
     ((kind, types),) = _fill(fake.contents[form["ContentSid"]]["types"], variables).items()
+    if kind == "twilio/text":
+        return Shown(kind, types["body"], variables=variables)
     if kind == "twilio/quick-reply":
         actions = types["actions"]
         return Shown(

@@ -116,7 +116,15 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     get_services(on_redis_time).outboxes["test"].clock()  # the outbox reads the server's clock
     get_services(content).outboxes["test"].unclaim("+34600333444", 0)  # a claim that found its phone busy
     get_services(content).outboxes["test"].release("+34600333444", "a-drain-that-failed")
+    content_outbox = get_services(content).outboxes["test"]
+    clock.advance(days=2)  # Sat 17 Jan's reminder is due: fired by a worker's claim
+    fired = synced_worker(content)
+    phones, reminders, _ = content_outbox.claim_all(content_outbox.now_ms(), 10, 15_000, reminders=10)
+    assert [fired.fire(member, content_outbox) for member in reminders] == ["queued"]
+    clock.advance(days=-2)
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
+    book(ana, day="Mon 19 Jan", at="10:00")  # its reminder stays scheduled
+    assert content.test_cli_runner().invoke(args=["templates", "sync"]).exit_code == 0  # submitted for approval
     release_1_keys(get_services(content).redis)  # something for the upgrade to move
     assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0
     clock.advance(days=367)  # the first bookings past their retention, not the one kept

@@ -95,10 +95,9 @@ def test_cancel_frees_the_time_and_says_the_customer_was_not_told(
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"Cancelled: Haircut, Wed 14 Jan, 12:00–12:30 ({ref})",
-        "The customer was not told (no message channel, they last wrote over 24 hours ago, or they asked for no"
-        " messages): please tell them.",
+        "The customer was not told (no message channel is set up): please tell them.",
     ]
-    assert "no outgoing channel is configured: +34*****222 was not told" in caplog.messages
+    assert "+34*****222 is not told of the business's cancel: no_channel" in caplog.messages
     assert db.hget(f"{BK}:booking:{ref}", "status") == "cancelled"
     assert get_services(app).stats.get("bookings.cancelled") == 1
     assert wa.choose(wa.send("menu"), "My bookings").text.startswith("You have no upcoming bookings.")

@@ -126,8 +126,8 @@ def test_a_message_appended_as_the_worker_drains_is_never_lost(
 
     finish, leave = outbox.finish, outbox.leave
 
-    def finished(phone: str, entry_id: str, record: dict[str, Any]) -> int:
-        left = finish(phone, entry_id, record)
+    def finished(phone: str, entry_id: str, record: dict[str, Any], **kwargs: Any) -> int:
+        left = finish(phone, entry_id, record, **kwargs)
         if left == 0 and moment == "before the delete":
             a_tap_arrives()  # the worker has just seen an empty stream
         return left

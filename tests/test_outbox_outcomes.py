@@ -286,8 +286,10 @@ def test_a_reply_queued_as_a_drain_ends_does_not_wait_out_the_lease(
     other = synced_worker(app)
     interfered: list[int] = []
 
-    def a_reply_and_another_worker_as_it_finishes(phone: str, entry_id: str, record: dict[str, Any]) -> int:
-        left = finish(phone, entry_id, record)
+    def a_reply_and_another_worker_as_it_finishes(
+        phone: str, entry_id: str, record: dict[str, Any], **kwargs: Any
+    ) -> int:
+        left = finish(phone, entry_id, record, **kwargs)
         if left == 0 and not interfered:
             customer_writes(app, ANA, "menu")
             interfered.append(other.run_once())

@@ -2,9 +2,10 @@
 
 :class:`FakeTwilio` is a ``twilio.http.HttpClient`` that records each request, answers the
 few calls the bot makes (send a message, look a customer's messages up, list and create
-content templates) the way Twilio does, and treats anything else (another URL, wrong
-credentials, an unknown form field) as a surprise that fails the test. The forms it takes
-and the JSON it answers come from :mod:`tests.twilio_rest`, shared with the HTTP stand-in.
+content templates, submit one for WhatsApp's approval and read that approval) the way Twilio
+does, and treats anything else (another URL, wrong credentials, an unknown form field) as a
+surprise that fails the test. The forms it takes and the JSON it answers come from
+:mod:`tests.twilio_rest`, shared with the HTTP stand-in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from twilio.http.response import Response
 
 from . import twilio_rest as rest
 from .twilio_rest import ACCOUNT_SID, AUTH_TOKEN, CONTENT_URL, MESSAGES_URL, SENDER, Surprise
+
+CONTENT_HOST = "https://content.twilio.com"
 
 __all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CONTENT_URL", "MESSAGES_URL", "SENDER", "FakeTwilio", "Surprise"]
 
@@ -62,6 +65,12 @@ class FakeTwilio(HttpClient):
     accepted: list[dict[str, Any]] = field(default_factory=list)
     #: content templates on the account: sid → definition
     contents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: WhatsApp approval requests: content sid → ``{name, category}`` as submitted
+    submissions: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: WhatsApp's status of a template: content sid → (status, rejection reason); a test sets it
+    #: (``fake.approvals[sid] = ("rejected", "INVALID_FORMAT")``); "received" once submitted,
+    #: "unsubmitted" before
+    approvals: dict[str, tuple[str, str]] = field(default_factory=dict)
     surprises: list[str] = field(default_factory=list)
     page_size: int = 4
     #: planned answers for the next Messages list requests (then the list)
@@ -100,6 +109,10 @@ class FakeTwilio(HttpClient):
             record.answer = self._content_page({**parse_qs(parts.query), **record.params})
         elif method == "POST" and base == CONTENT_URL:
             record.answer = self._create_content(data, record.headers)
+        elif (approval := _approval_path(base)) and method == "POST" and approval[1]:
+            record.answer = self._submit_approval(approval[0], data, record.headers)
+        elif approval and method == "GET" and not approval[1] and not record.params and not parts.query:
+            record.answer = self._fetch_approval(approval[0])
         else:
             return self._surprise(f"{method} {url}")
         if isinstance(record.answer, BaseException):
@@ -172,6 +185,26 @@ class FakeTwilio(HttpClient):
         self.contents[content_sid] = body
         return response(rest.Answer(201, rest.content_resource(content_sid, body)))
 
+    def _submit_approval(self, content_sid: str, body: Any, headers: dict[str, str]) -> Response:
+        problem = rest.approval_submission_problem(body, headers.get("Content-Type"))
+        if problem:
+            return self._surprise(problem)
+        refusal = rest.approval_refusal(content_sid, body, self.contents, self.submissions)
+        if refusal:
+            return response(refusal)
+        self.submissions[content_sid] = dict(body)
+        self.approvals[content_sid] = (rest.RECEIVED, "")
+        return response(rest.Answer(201, rest.approval_created(self.contents[content_sid], body)))
+
+    def _fetch_approval(self, content_sid: str) -> Response:
+        if content_sid not in self.contents:
+            return response(rest.error(404, 20404, f"The requested resource /Content/{content_sid} was not found"))
+        submission = self.submissions.get(content_sid)
+        status = self.approvals.get(content_sid)
+        return response(
+            rest.Answer(200, rest.approval_resource(content_sid, self.contents[content_sid], submission, status))
+        )
+
     # --- for assertions --------------------------------------------------------------
     def sends(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.url == MESSAGES_URL]
@@ -179,6 +212,14 @@ class FakeTwilio(HttpClient):
     def lookups(self) -> list[Recorded]:
         """Messages list requests (the worker looking an uncertain send up)."""
         return [r for r in self.requests if r.method == "GET" and r.url.startswith(MESSAGES_URL)]
+
+
+def _approval_path(url: str) -> tuple[str, bool] | None:
+    """``(content sid, a submission)`` for a URL of the ApprovalRequests endpoints, else None."""
+    if not url.startswith(CONTENT_HOST):
+        return None
+    found = rest.APPROVAL_PATH.fullmatch(url.removeprefix(CONTENT_HOST))
+    return (found[1], bool(found[2])) if found else None
 
 
 def response(answer: rest.Answer) -> Response:

@@ -4,12 +4,13 @@
 :class:`tests.twilio_server.TwilioServer` (a local HTTP server for other processes) check the
 bot's requests and shape their answers with these functions, so the two accept and answer
 exactly the same: the form of a message send, the content template definitions, the JSON
-of a message, a page of templates and an error.
+of a message, a page of templates, a template's WhatsApp approval request and an error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
@@ -26,6 +27,14 @@ CONTENT_URL = f"https://content.twilio.com{CONTENT_PATH}"
 #: every form field the bot may send with a message
 MESSAGE_FIELDS = {"To", "From", "MessagingServiceSid", "ContentSid", "ContentVariables", "Body", "StatusCallback"}
 CONTENT_TYPES = {"twilio/quick-reply", "twilio/list-picker", "twilio/text"}
+#: ``GET …/ApprovalRequests`` (WhatsApp's approval of a template) and ``POST …/ApprovalRequests/whatsapp``
+#: (submit it): the content SID, and ``/whatsapp`` for a submission
+APPROVAL_PATH = re.compile(rf"{CONTENT_PATH}/(HX[0-9a-f]{{32}})/ApprovalRequests(/whatsapp)?")
+CATEGORIES = {"UTILITY", "MARKETING", "AUTHENTICATION"}
+#: what WhatsApp takes as a template's name
+APPROVAL_NAME = re.compile(r"[a-z0-9_]{1,512}")
+#: the status of a template never submitted, and of one just submitted
+UNSUBMITTED, RECEIVED = "unsubmitted", "received"
 
 
 class Surprise(AssertionError):
@@ -181,4 +190,64 @@ def content_page(contents: dict[str, dict[str, Any]], token: str, page_size: int
     return {
         "contents": [content_resource(content_sid, body) for content_sid, body in items[start:following]],
         "meta": {"key": "contents", "page_size": page_size, "next_page_url": next_url},
+    }
+
+
+# -- WhatsApp's approval of a content template -------------------------------------------------
+def approval_submission_problem(body: Any, content_type: str | None) -> str | None:
+    """Why this ``POST …/ApprovalRequests/whatsapp`` is not one the bot makes (not JSON, a field
+    other than ``name`` and ``category``, a null); None when it is."""
+    if content_type != "application/json" or not isinstance(body, dict):
+        return f"approval request with {content_type}"
+    if set(body) - {"name", "category"} or any(value is None for value in body.values()):
+        return f"approval request {json.dumps(body, sort_keys=True)}"
+    return None
+
+
+def approval_refusal(
+    content_sid: str, body: dict[str, Any], contents: dict[str, Any], submissions: dict[str, Any]
+) -> Answer | None:
+    """Twilio's answer to a submission it refuses (no such template, already submitted, a name
+    WhatsApp does not take, no or an unknown category); None when it takes it. The codes are
+    Twilio's generic ones: its documentation names none for these."""
+    if content_sid not in contents:
+        return error(404, 20404, f"The requested resource /Content/{content_sid} was not found")
+    if content_sid in submissions:
+        return error(400, 20001, "Content has already been submitted for WhatsApp approval")
+    if not APPROVAL_NAME.fullmatch(str(body.get("name", ""))):
+        return error(400, 20001, "Invalid name: lowercase alphanumeric characters and underscores only")
+    if body.get("category") not in CATEGORIES:
+        return error(400, 20001, f"Invalid category: {body.get('category')!r}")
+    return None
+
+
+def _whatsapp(content: dict[str, Any], submission: dict[str, str], status: str, reason: str) -> dict[str, Any]:
+    types = content.get("types") or {}
+    return {
+        "type": "whatsapp",
+        "name": submission.get("name", ""),
+        "category": submission.get("category", ""),
+        "content_type": next(iter(types), ""),
+        "status": status,
+        "rejection_reason": reason,
+        "allow_category_change": True,
+    }
+
+
+def approval_created(content: dict[str, Any], submission: dict[str, str]) -> dict[str, Any]:
+    """Twilio's answer to a submission it took: the WhatsApp approval request, ``received``."""
+    whatsapp = _whatsapp(content, submission, RECEIVED, "")
+    return {key: value for key, value in whatsapp.items() if key != "type"}
+
+
+def approval_resource(
+    content_sid: str, content: dict[str, Any], submission: dict[str, str] | None, status: tuple[str, str] | None
+) -> dict[str, Any]:
+    """``GET …/ApprovalRequests``: WhatsApp's approval of the template (``unsubmitted`` until submitted)."""
+    state, reason = status or ((RECEIVED, "") if submission else (UNSUBMITTED, ""))
+    return {
+        "sid": content_sid,
+        "account_sid": ACCOUNT_SID,
+        "whatsapp": _whatsapp(content, submission or {}, state, reason),
+        "url": f"https://content.twilio.com{CONTENT_PATH}/{content_sid}/ApprovalRequests",
     }

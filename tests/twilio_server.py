@@ -17,7 +17,11 @@ answered 4xx):
   ``From``, ``DateSent``, ``DateSent>`` (``>=``) and ``DateSent<`` (``<=``), in pages of
   ``PageSize`` linked by ``next_page_uri`` (``PageToken`` names the last message of the
   page before); ``GET …/Messages/{SM}.json`` one message;
-* ``GET``/``POST /v1/Content``: the account's content templates, as ``templates sync`` uses them.
+* ``GET``/``POST /v1/Content``: the account's content templates, as ``templates sync`` uses them;
+* ``POST /v1/Content/{HX}/ApprovalRequests/whatsapp``: submit one for WhatsApp's approval
+  (recorded in ``submissions``; a second submission is refused, as Twilio does), and
+  ``GET /v1/Content/{HX}/ApprovalRequests``: WhatsApp's status of it (``approvals``, which a test
+  sets; ``received`` once submitted, ``unsubmitted`` before).
 
 After accepting a message, its lifecycle (:class:`~tests.twilio_faults.Step` list) moves its status on
 (``sent`` sets ``date_sent``) and posts each step to its ``StatusCallback`` URL, form-encoded
@@ -182,6 +186,10 @@ class TwilioServer:
         self.messages: dict[str, Message] = {}
         self.callbacks: list[Callback] = []
         self.contents: dict[str, dict[str, Any]] = {}
+        #: WhatsApp approval requests: content sid → ``{name, category}`` as submitted
+        self.submissions: dict[str, dict[str, str]] = {}
+        #: WhatsApp's status of a template: content sid → (status, rejection reason), set by a test
+        self.approvals: dict[str, tuple[str, str]] = {}
         self.surprises: list[str] = []
         self._plan: deque[Fault] = deque()
         self._sids = itertools.count(1)
@@ -274,6 +282,11 @@ class TwilioServer:
                 return Reply(Answer(200, rest.content_page(self.contents, token, self.content_page_size)))
         if request.path == CONTENT_PATH and request.method == "POST":
             return self._create_content(request)
+        approval = rest.APPROVAL_PATH.fullmatch(request.path)
+        if approval and approval[2] and request.method == "POST":
+            return self._submit_approval(approval[1], request)
+        if approval and not approval[2] and request.method == "GET" and not request.query:
+            return self._fetch_approval(approval[1])
         return self._surprise(f"{request.method} {request.path}", 404, 20404)
 
     def _surprise(self, what: str, status: int = 400, code: int = 21000) -> Reply:
@@ -403,6 +416,30 @@ class TwilioServer:
             content_sid = rest.sid("HX", next(self._sids))
             self.contents[content_sid] = body
         return Reply(Answer(201, rest.content_resource(content_sid, body)))
+
+    def _submit_approval(self, content_sid: str, request: Request) -> Reply:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        problem = rest.approval_submission_problem(body, request.headers.get("Content-Type"))
+        if problem:
+            return self._surprise(problem)
+        with self._lock:
+            refusal = rest.approval_refusal(content_sid, body, self.contents, self.submissions)
+            if refusal:
+                return Reply(refusal)
+            self.submissions[content_sid] = dict(body)
+            self.approvals[content_sid] = (rest.RECEIVED, "")
+            return Reply(Answer(201, rest.approval_created(self.contents[content_sid], body)))
+
+    def _fetch_approval(self, content_sid: str) -> Reply:
+        with self._lock:
+            content = self.contents.get(content_sid)
+            if content is None:
+                return Reply(rest.error(404, 20404, f"The requested resource /Content/{content_sid} was not found"))
+            submission, status = self.submissions.get(content_sid), self.approvals.get(content_sid)
+            return Reply(Answer(200, rest.approval_resource(content_sid, content, submission, status)))
 
     def answered(self, send: Send | None, status: int | None, outcome: str) -> None:
         if send is None:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ..errors import ConfigError
+from .reminders import parse_offset
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,12 @@ class Business:
     admin_password_hash: str | None = None
     #: bookings that ended longer ago lose their customer's phone and name (GDPR art. 5(1)(e))
     retention_days: int = 365
+    #: reminders before each booking (``24h``: the same local time the day before); empty: none
+    reminders: tuple[str, ...] = ("24h",)
+    #: where customers come to, as reminders say it (default: the business's name)
+    address: str = ""
+    #: the owner's WhatsApp number (+E164): told of each new booking, move and cancel
+    owner_whatsapp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,11 @@ class _Number(_Text):
         return number
 
 
+def _offset(label: str) -> None:
+    if parse_offset(label) is None:
+        raise ValidationError(f'{label!r} is not an offset such as "24h", "2h", "90m" or "2d" (at most 30 days)')
+
+
 def _unique(items: list[Any]) -> None:
     seen: set[Any] = set()
     for index, item in enumerate(items):
@@ -291,6 +303,14 @@ class _BusinessSchema(_Table):
     cancel_cutoff_minutes = _Whole(0, 365 * DAY_MINUTES, required=True)
     max_active_bookings = _Whole(1, required=True)
     retention_days = _Whole(1, 3650, load_default=365)
+    reminders = fields.List(
+        _Text(validate=_offset),
+        load_default=("24h",),
+        validate=_unique,
+        error_messages={"invalid": 'must be a list such as ["24h", "2h"] (or [] for none)'},
+    )
+    address = _text(0, 100, load_default="")
+    owner_whatsapp = _Number(load_default=None)
     closed = fields.List(_Day(), load_default=(), error_messages={"invalid": 'must be a list such as ["2026-12-25"]'})
 
     @validates_schema
@@ -309,6 +329,7 @@ class _BusinessSchema(_Table):
             "closed": frozenset(data["closed"]),
             "numbers": tuple(data["numbers"]),
             "languages": tuple(data["languages"]),
+            "reminders": tuple(data["reminders"]),
         }
 
 

@@ -21,6 +21,8 @@ class Booking:
     language: str = ""
     occ: str = ""  # "start,end" of the place it takes (with buffers); empty for bookings made before counts
     resource: str = ""  # whose occupancy it takes, as booked (a later catalog may move the service)
+    #: the customer tapped Confirm on a reminder
+    customer_confirmed: bool = False
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Booking:
@@ -35,6 +37,7 @@ class Booking:
             language=data.get("language", ""),
             occ=data.get("occ", ""),
             resource=data.get("resource", ""),
+            customer_confirmed=bool(data.get("customer_confirmed_at")),
         )
 
     @property

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from ..keys import day_code
 from .catalog import Business, Service
 from .records import Booking, epoch
+from .reminders import schedule
 from .slots import occupancy
 
 
@@ -65,6 +66,8 @@ class BookRequest:
     phone: str
     fields: dict[str, str] = field(compare=False)
     moving: Moving | None = None
+    #: ``(offset, due epoch ms)`` of each reminder to schedule with it
+    reminders: tuple[tuple[str, int], ...] = ()
 
     @property
     def expect(self) -> tuple[str, str]:
@@ -108,7 +111,33 @@ class ReleaseRequest:
         return ("release", self.token)
 
 
-Request = HoldRequest | BookRequest | CancelRequest | ReleaseRequest
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """The customer says they will come to booking ``ref`` (a reminder's Confirm), as it was at
+    ``version`` (its start, epoch seconds)."""
+
+    ref: str
+    phone: str
+    version: int
+    now: int
+    expect: tuple[str, str] = ("ok", "")
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return ("confirm", self.ref)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message the business starts, queued in the same step as the write that causes it (the
+    owner's alert of a new booking, the customer's notice of the business's cancel): the phone
+    and the outbox message (JSON)."""
+
+    phone: str
+    message: str
+
+
+Request = HoldRequest | BookRequest | CancelRequest | ReleaseRequest | ConfirmRequest
 
 
 def local_day(business: Business, at: datetime) -> date:
@@ -184,6 +213,7 @@ def book_request(
             "created_at": str(epoch(now)),
         },
         moving=moving,
+        reminders=schedule(business.reminders, start, now, business.timezone),
     )
 
 

@@ -25,7 +25,7 @@ import redis
 from ..keys import BusinessKeys, LegacyKeys
 from ..lua import Scripts
 from .occupancy import DayEntries, Occupancy, parse_day
-from .requests import BookRequest, CancelRequest, HoldRequest, ReleaseRequest, Request
+from .requests import BookRequest, CancelRequest, ConfirmRequest, HoldRequest, Notice, ReleaseRequest, Request
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,18 @@ class KeyList:
 class BookingStore:
     """The bookings of one business (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, keys: BusinessKeys, scripts: Scripts, legacy: LegacyKeys | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: BusinessKeys,
+        scripts: Scripts,
+        legacy: LegacyKeys | None = None,
+        *,
+        bell: str = "",
+    ):
         self.client = client
+        #: the channel that wakes the outbox workers when a write queues a notice
+        self.bell = bell
         self.keys = keys
         self.scripts = scripts
         #: release 1's keys of this business while it is being upgraded; None once it is
@@ -162,16 +172,29 @@ class BookingStore:
         return self.read(*(BookingRead(ref) for ref in refs)) if refs else []
 
     # -- writes ------------------------------------------------------------------------------
-    def write(self, *requests: Request) -> Written:
-        """Apply ``requests`` together if each has the outcome it expects (else none): the outcome of
-        the first, or of the one refused. The conversation's writes go with its session instead
-        (:mod:`bot.store`); this is for the owner's writes."""
-        keys = KeyList([])
-        plan = {"ops": [self.encode(request, keys) for request in requests], "adopt": [list(p) for p in keys.adopt]}
+    def write(self, *requests: Request, notices: tuple[Notice, ...] = (), now: str = "") -> Written:
+        """Apply ``requests`` together if each has the outcome it expects (else none), queueing
+        ``notices`` with them (due at ``now``, epoch ms: the outbox's clock; '' for the server's): the
+        outcome of the first, or of the one refused. The conversation's writes go with its session
+        instead (:mod:`bot.store`); this is for the owner's writes."""
+        keys = KeyList([self.keys.due])
+        plan: dict[str, Any] = {
+            "ops": [self.encode(request, keys) for request in requests],
+            "notices": self.encode_notices(notices, keys),
+            "due": 1,
+            "now": now,
+            "bell": self.bell,
+            "business": self.keys.business,
+        }
+        plan["adopt"] = [list(p) for p in keys.adopt]
         reply = self.scripts.write(keys=keys.keys, args=[json.dumps(plan, ensure_ascii=False)])
         if reply[0] == "refused":
             return Written(str(reply[2]), str(reply[3] or ""), int(reply[4]), applied=False)
         return Written(requests[0].expect[0], str(reply[2] or ""), int(reply[1]), applied=True)
+
+    def encode_notices(self, notices: tuple[Notice, ...] | list[Notice], keys: KeyList) -> list[dict[str, Any]]:
+        """``notices`` for ``queue_notices`` (``bot/lua/booking.lua``), their streams added to ``keys``."""
+        return [{"k": keys.add(self.keys.outbox(n.phone)), "phone": n.phone, "m": n.message} for n in notices]
 
     def cancel(self, request: CancelRequest) -> str:
         """The business cancels: ``ok``, or why not (``unknown``, ``too_late``, or the status it has)."""
@@ -196,6 +219,8 @@ class BookingStore:
             k["customer"] = self._key(keys, self.keys.customer(request.phone), "customer", request.phone)
             k["bookings"] = self._key(keys, self.keys.bookings, "bookings")
             k["from_hold"] = self._key(keys, self.keys.from_hold(request.token), "from_hold", request.token)
+            k["reminders"] = keys.add(self.keys.reminders)
+            op["reminders"] = [list(r) for r in request.reminders]
             if request.moving:
                 op["moving"] = request.moving.ref
                 k["moving"] = self._booking(keys, request.moving.ref)
@@ -207,7 +232,11 @@ class BookingStore:
                 "booking": self._booking(keys, request.ref),
                 "day": self._day(keys, request.resource, request.day),
                 "customer": self._key(keys, self.keys.customer(request.phone), "customer", request.phone),
+                "reminders": keys.add(self.keys.reminders),
             }
+        elif isinstance(request, ConfirmRequest):
+            op.update(op="confirm", ref=request.ref, phone=request.phone, version=str(request.version), now=request.now)
+            op["k"] = {"booking": self._booking(keys, request.ref), "counts": keys.add(self.keys.reminder_counts)}
         elif isinstance(request, ReleaseRequest):
             op.update(op="release", token=request.token)
             op["k"] = {"day": self._day(keys, request.resource, request.day)}

@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from ..agenda import Day, agenda, cancel_for_business, today, why_not
 from ..booking.formats import booking_label
 from ..booking.records import Booking
-from ..notify import tell_cancelled, told_text
+from ..notify import told_text
 from ..services import get_services
 from ..tenants import Tenant
 from ..upgrade import migrate as migrate_business
@@ -26,13 +26,13 @@ group = click.Group("bookings", help="List, export, cancel and migrate a busines
 COLUMNS = ("Time", "Service", "Customer", "Phone", "Status", "Ref")
 EXPORT_FIELDS = (
     "ref", "status", "service", "service_name", "start", "end", "name", "phone", "language",
-    "created_at", "changed_at", "rescheduled_from", "rescheduled_to",
+    "created_at", "changed_at", "rescheduled_from", "rescheduled_to", "customer_confirmed_at",
 )  # fmt: skip
 BATCH = 500
 
 
 def table(day: Day) -> list[str]:
-    rows = [COLUMNS] + [(e.time, e.service, e.name, e.phone, e.status, e.ref) for e in day.entries]
+    rows = [COLUMNS] + [(e.time, e.service, e.name, e.phone, e.shown_status, e.ref) for e in day.entries]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
@@ -63,7 +63,7 @@ def _iso(shop: Tenant, epoch: str) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).astimezone(shop.business.timezone).isoformat()
 
 
-TIMES = ("start", "end", "created_at", "changed_at")
+TIMES = ("start", "end", "created_at", "changed_at", "customer_confirmed_at")
 
 
 def _record(shop: Tenant, data: dict[str, str]) -> dict[str, str]:
@@ -132,11 +132,11 @@ def cancel(ref: str, yes: bool, business_id: str | None) -> None:
     label = booking_label(shop.catalog, Booking.from_hash(data), t)
     if not yes:
         click.confirm(f"Cancel {label}, {data.get('name') or 'no name'}?", abort=True)
-    result, booking = cancel_for_business(services, shop, ref)
+    result, booking, reached = cancel_for_business(services, shop, ref)
     if result != "ok" or booking is None:
         raise click.ClickException(f"Booking {ref} was not cancelled: {why_not(result)}.")
     click.echo(f"Cancelled: {label}")
-    click.echo(told_text(tell_cancelled(services, shop, booking)))
+    click.echo(told_text(reached))
 
 
 @group.command("migrate")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..dispatch import Registry
-from . import booking, consent, core, language, manage
+from . import booking, consent, core, language, manage, reminders
 
-MODULES = (core, consent, language, booking, manage)
+MODULES = (core, consent, language, booking, manage, reminders)
 
 
 def build_registry() -> Registry:

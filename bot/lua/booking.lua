@@ -117,6 +117,24 @@ local function adopt(new, old)
   return 1
 end
 
+-- a booking's reminders leave the due set (their members are "REF:offset", the offsets on the booking)
+local function drop_reminders(reminders_key, booking_key, ref)
+  local offsets = redis.call('HGET', booking_key, 'reminders')
+  if not offsets or offsets == '' then return end
+  for label in string.gmatch(offsets, '[^,]+') do redis.call('ZREM', reminders_key, ref .. ':' .. label) end
+end
+
+-- messages the business starts, queued with the step that causes them (an owner's alert, a
+-- customer's notice): each {k = its outbox stream's index, phone, m}; the phone made due, the
+-- workers woken. KEYS[due] the business's doorbell.
+local function queue_notices(notices, due, now_ms, bell, business)
+  for _, n in ipairs(notices or {}) do
+    redis.call('XADD', KEYS[n.k], '*', 'm', n.m)
+    redis.call('ZADD', KEYS[due], 'NX', now_ms, n.phone)
+  end
+  if #(notices or {}) > 0 and bell ~= '' then redis.call('PUBLISH', bell, business) end
+end
+
 local function around(op)
   return {KEYS[op.k.day], KEYS[op.k.before], KEYS[op.k.after]}
 end
@@ -171,8 +189,17 @@ function applies.book(op)
   add_booked(KEYS[op.k.day], op.a, op.b, 1)
   for name, value in pairs(op.fields) do redis.call('HSET', booking, name, value) end
   redis.call('HSET', booking, 'occ', op.a .. ',' .. op.b)
+  if op.k.reminders then
+    local labels = {}
+    for _, r in ipairs(op.reminders) do
+      redis.call('ZADD', KEYS[op.k.reminders], r[2], op.ref .. ':' .. r[1])
+      table.insert(labels, r[1])
+    end
+    if #labels > 0 then redis.call('HSET', booking, 'reminders', table.concat(labels, ',')) end
+  end
   if op.moving ~= '' then
     local old = KEYS[op.k.moving]
+    if op.k.reminders then drop_reminders(KEYS[op.k.reminders], old, op.moving) end
     redis.call('HSET', booking, 'rescheduled_from', op.moving)
     release_booking(KEYS[op.k.moving_day], old, op.moving)
     redis.call('HSET', old, 'status', 'rescheduled', 'rescheduled_to', op.ref, 'changed_at', op.now)
@@ -193,8 +220,25 @@ end
 
 function applies.cancel(op)
   release_booking(KEYS[op.k.day], KEYS[op.k.booking], op.ref)
+  if op.k.reminders then drop_reminders(KEYS[op.k.reminders], KEYS[op.k.booking], op.ref) end
   redis.call('HSET', KEYS[op.k.booking], 'status', 'cancelled', 'changed_at', op.now)
   redis.call('ZREM', KEYS[op.k.customer], op.ref)
+end
+
+-- the customer confirms they will come (a reminder's button): their own booking, still confirmed
+-- and at the time the reminder named (its version: the start)
+function checks.confirm(op, now_ms)
+  local b = redis.call('HMGET', KEYS[op.k.booking], 'phone', 'status', 'start', 'customer_confirmed_at')
+  if not b[2] or b[1] ~= op.phone then return 'unknown', '' end
+  if b[2] ~= 'confirmed' then return b[2], '' end
+  if b[3] ~= op.version then return 'moved', '' end
+  if b[4] then return 'ok', '', true end  -- confirmed already: nothing to write
+  return 'ok', ''
+end
+
+function applies.confirm(op)
+  redis.call('HSET', KEYS[op.k.booking], 'customer_confirmed_at', op.now)
+  redis.call('HINCRBY', KEYS[op.k.counts], 'confirmed', 1)
 end
 
 function checks.release(op, now_ms)
@@ -207,8 +251,10 @@ end
 
 -- adopt the earlier release's keys the operations name, then check every operation: the first
 -- whose status is not the expected one is returned (nothing else written); else apply them all
--- (but those already done)
-local function run_ops(ops, adopt_pairs)
+-- (but those already done). ``first`` (optional) runs once every check passed, before any apply:
+-- the messages the write queues go first, so a refused XADD (an ACL, memory) leaves nothing
+-- written (Redis does not undo a script's earlier writes when a later command fails).
+local function run_ops(ops, adopt_pairs, first)
   for _, pair in ipairs(adopt_pairs) do adopt(KEYS[pair[1]], KEYS[pair[2]]) end
   local now_ms = redis_ms()
   local results, todo = {}, {}
@@ -220,6 +266,7 @@ local function run_ops(ops, adopt_pairs)
     table.insert(results, value or '')
     if not done then table.insert(todo, op) end
   end
+  if first then first() end
   for _, op in ipairs(todo) do applies[op.op](op) end
   return true, results
 end

@@ -12,7 +12,23 @@ if prior then return {'duplicate', prior} end
 if redis.call('ZSCORE', KEYS[7], plan.id) then return {'duplicate', ''} end
 local rev = redis.call('HGET', KEYS[2], 'rev') or ''
 if rev ~= plan.rev then return {'conflict', rev} end
-local ok, results = run_ops(plan.ops, plan.adopt)
+-- the outbox's times are the server's own (one clock for every host), or the app's in tests
+local outbox_now, window_ms = plan.now_ms, plan.window_ms
+if plan.redis_time then
+  local t = redis.call('TIME')
+  outbox_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if window_ms > 0 then window_ms = outbox_now end
+end
+-- the reply and the notices first: a refused XADD then leaves nothing of the tap written
+local function outbound()
+  if plan.outbound ~= '' then
+    redis.call('XADD', KEYS[4], '*', 'm', plan.outbound)
+    redis.call('ZADD', KEYS[5], 'NX', outbox_now, plan.phone)
+    if plan.bell ~= '' then redis.call('PUBLISH', plan.bell, plan.business) end
+  end
+  queue_notices(plan.notices, 5, outbox_now, plan.bell, plan.business)
+end
+local ok, results = run_ops(plan.ops, plan.adopt, outbound)
 if not ok then return results end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
@@ -27,18 +43,6 @@ if plan.consent == 'out' then
   redis.call('HSET', KEYS[8], plan.phone, plan.now_s)
 elseif plan.consent == 'in' then
   redis.call('HDEL', KEYS[8], plan.phone)
-end
--- the outbox's times are the server's own (one clock for every host), or the app's in tests
-local outbox_now, window_ms = plan.now_ms, plan.window_ms
-if plan.redis_time then
-  local t = redis.call('TIME')
-  outbox_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if window_ms > 0 then window_ms = outbox_now end
-end
-if plan.outbound ~= '' then
-  redis.call('XADD', KEYS[4], '*', 'm', plan.outbound)
-  redis.call('ZADD', KEYS[5], 'NX', outbox_now, plan.phone)
-  if plan.bell ~= '' then redis.call('PUBLISH', plan.bell, plan.business) end
 end
 if window_ms > 0 then redis.call('SET', KEYS[6], window_ms, 'PX', plan.window_ttl) end
 -- remember the message: all of the last hours, and the last few whatever their age

@@ -59,8 +59,9 @@ RECORD_TTL_MS = 7 * 86_400 * 1000
 #: how long a finished delivery record is kept after it finished (for operators: yesterday's messages)
 FINISHED_KEEP = timedelta(days=2)
 
-#: the states of a finished record (its entry is no longer in the stream)
-FINISHED = ("sent", "failed", "undeliverable")
+#: the states of a finished record (its entry is no longer in the stream); ``revoked``: a message
+#: about a booking that changed before it went (not sent, nothing wrong)
+FINISHED = ("sent", "failed", "undeliverable", "revoked")
 #: the finished states of a message that never reached the customer
 GIVEN_UP = ("failed", "undeliverable")
 
@@ -145,23 +146,43 @@ return 1
 """
 )
 
-# A worker claims up to ARGV[2] phones due by ARGV[1]: each moves to the end of the claim (ARGV[3]
-# ms later), so no other worker claims it meanwhile; a worker that dies leaves it due again then.
-# Returns the phones, then the earliest score left ('' when none). KEYS[1] doorbell.
+# A worker claims up to ARGV[2] phones due by ARGV[1], and up to ARGV[4] due reminders: each moves
+# to the end of the claim (ARGV[3] ms later), so no other worker claims it meanwhile; a worker that
+# dies leaves it due again then. Returns the phones, '|', the reminders, then the earliest score
+# left in either set ('' when none). KEYS[1] doorbell, [2] the due reminders.
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local hold = tonumber(ARGV[1]) + tonumber(ARGV[3])
-for _, phone in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', hold, phone) end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-due[#due + 1] = first[2] or ''
-return due
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, phone in ipairs(found) do redis.call('ZADD', KEYS[1], 'XX', hold, phone) end
+found[#found + 1] = '|'
+local reminders = {}
+if tonumber(ARGV[4]) > 0 then
+  reminders = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+end
+for _, member in ipairs(reminders) do
+  redis.call('ZADD', KEYS[2], 'XX', hold, member)
+  found[#found + 1] = member
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+local next_reminder = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+if next_reminder and (not first or tonumber(next_reminder) < tonumber(first)) then first = next_reminder end
+found[#found + 1] = first or ''
+return found
 """
 
 # Before each send: the lease is still ours (extended) and the attempt is written down, in one
-# step, so a worker whose lease lapsed never sends. KEYS[1] lease, [2] delivery hash; ARGV[1] token,
-# [2] lease ms, [3] entry id, [4] record (JSON), [5] the hash's expiry (ms).
+# step, so a worker whose lease lapsed never sends. A message about a booking (a reminder) goes
+# only while the booking is still the one it is about: confirmed, at the start it names (ARGV[6]),
+# so a cancel or move a moment before revokes it. KEYS[1] lease, [2] delivery hash, [3] the
+# booking (the lease again when none); ARGV[1] token, [2] lease ms, [3] entry id, [4] record (JSON),
+# [5] the hash's expiry (ms), [6] the booking's start ('' when none). Returns 1 (go), 0 (lease
+# lost) or 2 (revoked).
 _BEGIN = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[6] ~= '' then
+  local b = redis.call('HMGET', KEYS[3], 'status', 'start')
+  if b[1] ~= 'confirmed' or b[2] ~= ARGV[6] then return 2 end
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -205,9 +226,11 @@ return 1
 # goes (the record holds the sid), and so do the customer's records finished before ARGV[4] with
 # their proofs, and proofs whose record is gone; records finished before ARGV[5] lose the message
 # they kept for a resend. Records in flight stay, however old.
-# A message given up (ARGV[6], '' when sent) joins the undelivered list. KEYS[1] delivery hash,
-# [2] stream, [3] undelivered; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms),
-# [4] the cutoff (epoch ms), [5] the resend cutoff (epoch ms), [6] the undelivered member, [7] now.
+# A message given up (ARGV[6], '' when sent) joins the undelivered list; a reminder's outcome is
+# counted (ARGV[8], '' for other messages). KEYS[1] delivery hash, [2] stream, [3] undelivered,
+# [4] reminder counts; ARGV[1] entry id, [2] record (JSON), [3] the hash's expiry (ms), [4] the
+# cutoff (epoch ms), [5] the resend cutoff (epoch ms), [6] the undelivered member, [7] now, [8] the
+# count.
 # Returns the entries left in the stream.
 _FINISH = (
     _FINISHED_LUA
@@ -215,6 +238,7 @@ _FINISH = (
     + """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[6] ~= '' then give_up(KEYS[3], ARGV[6], tonumber(ARGV[7])) end
+if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[8], 1) end
 redis.call('HDEL', KEYS[1], 'acc:' .. ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -252,6 +276,7 @@ return redis.call('XLEN', KEYS[2])
 # What Twilio reported about an entry it accepted (the record is ``sent`` with that very sid):
 # delivered or read, and the message kept for a resend goes; failed or undelivered, and the entry is
 # queued again (due after ARGV[7] ms, the workers woken) when the failure passes (ARGV[5] = '1'),
+# (a reminder given up is counted failed in KEYS[5], its business's reminder counts)
 # the record still has its message, it was queued again fewer than ARGV[11] times, and it is still
 # the customer's newest (nothing waiting, nothing sent after it); else it is marked failed, why
 # with it, and it joins the undelivered list. KEYS[1] delivery hash, [2] stream, [3] doorbell,
@@ -313,6 +338,7 @@ end
 if outcome ~= 'requeued' then
   local member = {phone = ARGV[10], entry = ARGV[1], state = 'failed', reason = record.reason}
   give_up(KEYS[4], cjson.encode(member), tonumber(ARGV[6]))
+  if message and message.kind == 'reminder' then redis.call('HINCRBY', KEYS[5], 'failed', 1) end
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
@@ -463,7 +489,7 @@ class Outbox:
     def now_ms(self) -> int:
         return epoch_ms(self.clock())
 
-    def _now_arg(self) -> str:
+    def now_arg(self) -> str:
         """Now for a script: '' lets it read the server's own clock (exact, no offset)."""
         return "" if self.redis_time else str(self.now_ms())
 
@@ -488,7 +514,7 @@ class Outbox:
 
     def ring(self, phone: str) -> None:
         """Tell the workers ``phone`` has messages (keeps an earlier due time, e.g. a backoff)."""
-        self._ring(keys=[self.keys.due], args=[phone, self.bell, self.business, self._now_arg()])
+        self._ring(keys=[self.keys.due], args=[phone, self.bell, self.business, self.now_arg()])
 
     # --- gauges ----------------------------------------------------------------------
     def depth(self) -> int:
@@ -506,8 +532,17 @@ class Outbox:
     def claim(self, now_ms: int, limit: int, hold_ms: int) -> tuple[list[str], int | None]:
         """Up to ``limit`` phones due by ``now_ms``, each held for ``hold_ms`` (no other worker claims
         it meanwhile), and the earliest due time left (None when nothing waits)."""
-        *phones, first = cast(list[str], self._claim(keys=[self.keys.due], args=[now_ms, limit, hold_ms]))
-        return phones, (int(float(first)) if first != "" else None)
+        phones, _, first = self.claim_all(now_ms, limit, hold_ms, reminders=0)
+        return phones, first
+
+    def claim_all(
+        self, now_ms: int, limit: int, hold_ms: int, *, reminders: int
+    ) -> tuple[list[str], list[str], int | None]:
+        """As :meth:`claim`, and up to ``reminders`` due reminders (``REF:offset``) held the same way."""
+        keys = [self.keys.due, self.keys.reminders]
+        *found, first = cast(list[str], self._claim(keys=keys, args=[now_ms, limit, hold_ms, reminders]))
+        split = found.index("|")
+        return found[:split], found[split + 1 :], (int(float(first)) if first != "" else None)
 
     def unclaim(self, phone: str, hold_ms: int) -> None:
         """Make ``phone`` due now if the last claim (ending at ``hold_ms``) is still what holds it back."""
@@ -530,11 +565,25 @@ class Outbox:
     def release(self, phone: str, token: str) -> None:
         self._release(keys=[self.keys.lease(phone)], args=[token])
 
-    def begin(self, phone: str, token: str, lease_ms: int, entry_id: str, record: dict[str, Any]) -> bool:
-        """Write down an attempt about to be sent, if the lease is still ours (and extend it)."""
+    def begin(
+        self,
+        phone: str,
+        token: str,
+        lease_ms: int,
+        entry_id: str,
+        record: dict[str, Any],
+        *,
+        booking: str = "",
+        version: str = "",
+    ) -> int:
+        """Write down an attempt about to be sent, if the lease is still ours (and extend it), and the
+        booking it is about (if any) is still confirmed at ``version``: 1, else 0 (lease lost) or 2
+        (the booking changed: do not send)."""
         keys = [self.keys.lease(phone), self.keys.delivery(phone)]
-        args: list[str | int] = [token, lease_ms, entry_id, json.dumps(record, ensure_ascii=False), RECORD_TTL_MS]
-        return bool(self._begin(keys=keys, args=args))
+        keys.append(self.keys.booking(booking) if booking else keys[0])
+        record_json = json.dumps(record, ensure_ascii=False)
+        args: list[str | int] = [token, lease_ms, entry_id, record_json, RECORD_TTL_MS, version if booking else ""]
+        return int(self._begin(keys=keys, args=args))
 
     def take(self, phone: str, token: str, lease_ms: int) -> tuple[bool, Head | None]:
         """Take ``phone``'s lease (False when another worker holds it) and read its oldest entry."""
@@ -599,18 +648,20 @@ class Outbox:
             return None
         return written.decode() if isinstance(written, bytes) else str(written)
 
-    def finish(self, phone: str, entry_id: str, record: dict[str, Any]) -> int:
+    def finish(self, phone: str, entry_id: str, record: dict[str, Any], *, count: str = "") -> int:
         """Record the entry's outcome and remove it from the stream, atomically (one slot), pruning
-        the phone's records finished more than :data:`FINISHED_KEEP` ago; the entries left."""
+        the phone's records finished more than :data:`FINISHED_KEEP` ago; the entries left.
+        ``count``: the reminder counter to add one to (a reminder's outcome)."""
         now = self.clock()
         cutoff, resend_cutoff = epoch_ms(now - FINISHED_KEEP), epoch_ms(now - RESEND_WITHIN)
         given_up = ""
         if record.get("state") in GIVEN_UP:
             member = {"phone": phone, "entry": entry_id, "state": record["state"], "reason": record.get("reason", "")}
             given_up = json.dumps(member, ensure_ascii=False)
-        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.undelivered]
+        keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.undelivered, self.keys.reminder_counts]
         record_json = json.dumps(record, ensure_ascii=False)
         args: list[str | int] = [entry_id, record_json, RECORD_TTL_MS, cutoff, resend_cutoff, given_up, epoch_ms(now)]
+        args.append(count)
         return int(self._finish(keys=keys, args=args))
 
     def undelivered(self, limit: int = 20) -> list[Undelivered]:
@@ -663,7 +714,7 @@ class Outbox:
         if phone and entry_id and nonce:
             self._prove(
                 keys=[self.keys.delivery(phone), self.keys.due, self.keys.lease(phone)],
-                args=[entry_id, message_sid, phone, nonce, self._now_arg()],
+                args=[entry_id, message_sid, phone, nonce, self.now_arg()],
             )
         changed = self._status(
             keys=[self.keys.status(message_sid)],
@@ -677,6 +728,7 @@ class Outbox:
         """Act on what Twilio reported about an entry it accepted (see ``_FATE``): 'unknown' (not
         this entry's message, or not sent by us), 'delivered', 'requeued', 'superseded' or 'gave-up'."""
         keys = [self.keys.delivery(phone), self.keys.outbox(phone), self.keys.due, self.keys.undelivered]
+        keys.append(self.keys.reminder_counts)
         args: list[str | int] = [
             entry_id,
             message_sid,

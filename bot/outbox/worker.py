@@ -54,7 +54,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import click
@@ -62,12 +62,14 @@ import redis
 from flask.cli import with_appcontext
 
 from .. import retention
+from ..channels import proactive
 from ..channels.twilio import HTTP_TIMEOUT, Found, Refused, RetryLater, Sender, TemplateSids, Uncertain, Undeliverable
 from ..commands.common import shared_store
 from ..logs import mask_phone
 from ..services import get_services
 from ..stats import Stats
 from . import Head, Outbox, epoch_ms, in_window
+from .reminders import Reminders
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,12 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
 
 
+class ApprovalCheck(Protocol):
+    """Whether WhatsApp approved a template (:class:`bot.channels.approvals.Approvals`)."""
+
+    def approved(self, name: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Later:
     """Look at the entry again at ``at_ms`` (epoch ms): a retry, or an uncertain send to settle."""
@@ -121,6 +129,8 @@ class Worker:
         pool: int = POOL,
         listen: Callable[[], Any] | None = None,
         housekeeping: Callable[[], None] | None = None,
+        reminders: dict[str, Reminders] | None = None,
+        approvals: ApprovalCheck | None = None,
     ) -> None:
         self.outboxes = outboxes
         self.by_business = {outbox.business: outbox for outbox in outboxes}
@@ -135,6 +145,10 @@ class Worker:
         self.listen = listen
         #: work done with every sweep (the retention of old bookings)
         self.housekeeping = housekeeping
+        #: per business: its due reminders, fired into its outbox
+        self.reminders = reminders or {}
+        #: WhatsApp's approval of each template (what may go outside the 24-hour window)
+        self.approvals = approvals
         self.name = uuid.uuid4().hex
         self._last_sweep: datetime | None = None
         self._wake = threading.Event()
@@ -160,7 +174,17 @@ class Worker:
         """Send what is due now and wait for it; the number of entries finished."""
         self._sweep_if_due()
         limit = max(self.pool, 50)
-        claimed = [(o, phone) for o in self.outboxes for phone in o.claim(o.now_ms(), limit, self.lease_ms)[0]]
+        claimed: list[tuple[Outbox, str]] = []
+        fired = 0
+        for outbox in self.outboxes:
+            most = self._reminder_limit(outbox, limit)
+            phones, due, _ = outbox.claim_all(outbox.now_ms(), limit, self.lease_ms, reminders=most)
+            for member in due:
+                self.fire(member, outbox)
+                fired += 1
+            claimed += [(outbox, phone) for phone in phones]
+        if fired:  # the phones they were queued for are due now
+            claimed = [(o, p) for o in self.outboxes for p in o.claim(o.now_ms(), limit, self.lease_ms)[0]] + claimed
         try:
             if self.pool <= 1 or len(claimed) <= 1:
                 return sum(self.drain(phone, outbox) for outbox, phone in claimed)
@@ -168,6 +192,15 @@ class Worker:
                 return sum(f.result() for f in [pool.submit(self.drain, phone, outbox) for outbox, phone in claimed])
         finally:
             self.flush_counts()
+
+    def _reminder_limit(self, outbox: Outbox, free: int) -> int:
+        return free if outbox.business in self.reminders else 0
+
+    def fire(self, member: str, outbox: Outbox) -> str:
+        """Queue one due reminder into its customer's outbox (see :mod:`bot.outbox.reminders`)."""
+        outcome = self.reminders[outbox.business].fire(member, outbox)
+        self._count(f"outbox.reminder_{outcome}")
+        return outcome
 
     def _sweep_if_due(self) -> None:
         if self._last_sweep is None or self._now() - self._last_sweep >= SWEEP_EVERY:
@@ -252,18 +285,40 @@ class Worker:
         if message.get("proactive") and head.opted_out:
             self._count("outbox.opted_out")
             stopped = "the customer wrote STOP: no messages the business starts"
-            return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=stopped)
-        if not in_window(seen, now):
             return self._finish(
-                outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window"
+                outbox, phone, entry_id, "undeliverable", attempts, reason=stopped, message=message, why="opted_out"
             )
+        if not in_window(seen, now):
+            template = str(message.get("template", ""))
+            if not message.get("approved_only"):
+                return self._finish(
+                    outbox, phone, entry_id, "undeliverable", attempts, reason="outside WhatsApp's 24-hour window"
+                )
+            if not (self.approvals is not None and self.approvals.approved(template)):
+                self._count("outbox.not_approved")
+                reason = (
+                    f"outside WhatsApp's 24-hour window and template {template} is not approved by WhatsApp yet "
+                    "(flask templates list)"
+                )
+                undeliverable = "undeliverable"
+                return self._finish(
+                    outbox, phone, entry_id, undeliverable, attempts, reason=reason, message=message, why="not_approved"
+                )
         attempts += 1
         nonce = secrets.token_hex(4)
         attempt: dict[str, Any] = {"state": "sending", "at": now, "attempts": attempts, "nonce": nonce}
         if since:
             attempt["since"] = since
-        if not outbox.begin(phone, token, self.lease_ms, entry_id, attempt):
+        booking = str(message.get("booking", ""))
+        began = outbox.begin(
+            phone, token, self.lease_ms, entry_id, attempt, booking=booking, version=str(message.get("version", ""))
+        )
+        if began == 0:
             raise LeaseLost(phone)
+        if began == 2:
+            return self._finish(
+                outbox, phone, entry_id, "revoked", attempts - 1, reason=f"booking {booking} changed", message=message
+            )
         try:
             sid = self.sender.send(phone, message, self._callback(outbox, phone, entry_id, nonce))
         except RetryLater as exc:
@@ -282,9 +337,9 @@ class Worker:
             log.warning("outbox %s for %s may have been sent: %s", entry_id, mask_phone(phone), exc)
             return Later(now if proved else look_at)  # proved: finished as sent at once (see the top of deliver)
         except Undeliverable as exc:
-            return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc))
+            return self._finish(outbox, phone, entry_id, "undeliverable", attempts, reason=str(exc), message=message)
         except Refused as exc:
-            return self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc))
+            return self._finish(outbox, phone, entry_id, "failed", attempts, reason=str(exc), message=message)
         self.after_send(phone, sid)
         return self._finish(outbox, phone, entry_id, "sent", attempts, sid=sid, message=message)
 
@@ -342,17 +397,22 @@ class Worker:
         sid: str = "",
         reason: str = "",
         message: dict[str, Any] | None = None,
+        why: str = "",
     ) -> int:
-        """Write the entry's outcome down (and remove it); the entries left in the stream."""
+        """Write the entry's outcome down (and remove it); the entries left in the stream. A
+        reminder's outcome is counted for its business (``why`` names a failure's counter)."""
         record: dict[str, Any] = {"state": state, "at": outbox.now_ms(), "attempts": attempts}
         if sid:
             record["sid"] = sid
-        if message is not None:  # kept a while: Twilio may still report it failed (then it is sent again)
+        if message is not None and state == "sent":  # kept a while: Twilio may still report it failed (sent again)
             record["m"] = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         if reason:
             record["reason"] = reason
             log.warning("outbox %s for %s %s: %s", entry_id, mask_phone(phone), state, reason)
-        left = outbox.finish(phone, entry_id, record)
+        count = ""
+        if message is not None and message.get("kind") == proactive.REMINDER:
+            count = why or {"sent": "sent", "revoked": "revoked"}.get(state, "failed")
+        left = outbox.finish(phone, entry_id, record, count=count)
         self._count(f"outbox.{state}")
         return left
 
@@ -396,6 +456,11 @@ class Worker:
 
             return finished
 
+        def fired(future: Future[str]) -> None:
+            if future.exception() is not None and not isinstance(future.exception(), redis.RedisError):
+                log.error("outbox worker: unexpected error firing a reminder", exc_info=future.exception())
+            self._wake.set()
+
         with ThreadPoolExecutor(self.pool, thread_name_prefix="outbox") as pool:
             while not stop.is_set():
                 self._wake.clear()
@@ -408,7 +473,11 @@ class Worker:
                         if free <= 0:
                             break
                         now = outbox.now_ms()
-                        phones, next_ms = outbox.claim(now, free, self.lease_ms)
+                        phones, due, next_ms = outbox.claim_all(
+                            now, free, self.lease_ms, reminders=self._reminder_limit(outbox, free)
+                        )
+                        for member in due:  # queued and rung: the bell brings the loop back for the phone
+                            pool.submit(self.fire, member, outbox).add_done_callback(fired)
                         for phone in phones:
                             key = (outbox.business, phone)
                             with lock:
@@ -488,7 +557,11 @@ def build_worker(**kwargs: Any) -> Worker:
         pubsub.subscribe(bell)
         return pubsub
 
+    proactive_names = [t.friendly_name for t in proactive.all_templates(services.catalogs)]
+
     def housekeeping() -> None:
+        if services.twilio is not None:  # WhatsApp's verdict on templates still waiting for it
+            services.approvals.refresh(services.twilio, templates, proactive_names)
         for shop in services.directory:
             swept = retention.sweep(client, shop, services.clock())
             if swept.anonymised:
@@ -496,6 +569,15 @@ def build_worker(**kwargs: Any) -> Worker:
 
     kwargs.setdefault("listen", listen)
     kwargs.setdefault("housekeeping", housekeeping)
+    kwargs.setdefault("approvals", services.approvals)
+    kwargs.setdefault(
+        "reminders",
+        {
+            shop.id: Reminders(client, shop, services.catalogs)
+            for shop in services.directory
+            if shop.channel.out_of_band
+        },
+    )
     return Worker(outboxes, sender, services.stats, status_callback=callback, **kwargs)
 
 
