@@ -104,6 +104,19 @@ def approve(app: Flask, *names: str) -> None:
         get_services(app).approvals.record(name, "approved")
 
 
+#: Fri 16 Jan 2026 10:00 in Madrid: Ana's reminder is due
+FRIDAY_10 = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+
+
+def at_the_reminder(app: Flask, clock: Clock, *, approved: bool = True) -> Worker:
+    """The app's worker (templates synced, the reminder's approved unless said), at Friday 10:00."""
+    worker = synced_worker(app)
+    if approved:
+        approve(app)
+    clock.now = FRIDAY_10
+    return worker
+
+
 def reminders_of(db: redis.Redis) -> dict[str, float]:
     return dict(db.zrange("tapbook:{test}:reminders", 0, -1, withscores=True))
 
@@ -208,7 +221,7 @@ def test_a_reminder_in_spanish_for_a_booking_made_in_spanish(
     app = content_app(redis_server, fake, clock)
     worker = synced_worker(app)
     approve(app, proactive.friendly_name(proactive.REMINDER, "es"))
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    clock.now = FRIDAY_10
     worker.run_once()
     (sent,) = reminder_sends(fake)
     assert shown(fake, sent).text == (
@@ -220,8 +233,7 @@ def test_a_reminder_in_spanish_for_a_booking_made_in_spanish(
 def test_outside_the_window_an_unapproved_template_is_not_sent_and_the_owner_sees_why(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
 ) -> None:
-    worker = synced_worker(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock, approved=False)
     worker.run_once()
     assert reminder_sends(fake) == []
     assert counts(db) == {"queued": 1, "not_approved": 1}
@@ -247,10 +259,8 @@ def test_inside_the_window_it_goes_even_before_approval(
 def test_a_customer_who_blocked_the_business_counts_as_failed(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
 ) -> None:
-    worker = synced_worker(app)
-    approve(app)
+    worker = at_the_reminder(app, clock)
     fake.plan.append(63016)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
     worker.run_once()
     assert reminder_sends(fake) == [] and counts(db) == {"queued": 1, "failed": 1}
     (given_up,) = get_services(app).outboxes["test"].undelivered()
@@ -260,10 +270,8 @@ def test_a_customer_who_blocked_the_business_counts_as_failed(
 def test_a_customer_who_wrote_stop_gets_no_reminder(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
 ) -> None:
-    worker = synced_worker(app)
-    approve(app)
-    ContentCustomer(app, fake, worker, ANA).send("stop")
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock)
+    ContentCustomer(app, fake, worker, ANA).send("stop")  # at 10:00, as the reminder falls due
     before = len(fake.accepted)
     worker.run_once()
     assert len(fake.accepted) == before and counts(db) == {"opted_out": 1}
@@ -273,9 +281,7 @@ def test_a_customer_who_wrote_stop_gets_no_reminder(
 def test_a_cancel_between_the_queueing_and_the_send_revokes_it(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
 ) -> None:
-    worker = synced_worker(app)
-    approve(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock)
     outbox = get_services(app).outboxes["test"]
     _, due, _ = outbox.claim_all(outbox.now_ms(), 10, 15_000, reminders=10)
     assert worker.fire(due[0], outbox) == "queued" and outbox.pending(ANA) == 1
@@ -289,8 +295,7 @@ def test_a_cancel_between_the_queueing_and_the_send_revokes_it(
 def test_a_cancel_after_the_claim_leaves_nothing_to_fire(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str, db: redis.Redis
 ) -> None:
-    worker = synced_worker(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock, approved=False)
     outbox = get_services(app).outboxes["test"]
     _, due, _ = outbox.claim_all(outbox.now_ms(), 10, 15_000, reminders=10)
     assert app.test_cli_runner().invoke(args=["bookings", "cancel", booked, "--yes"]).exit_code == 0
@@ -300,9 +305,7 @@ def test_a_cancel_after_the_claim_leaves_nothing_to_fire(
 def test_a_worker_that_died_after_claiming_leaves_the_reminder_to_the_next(
     app: Flask, fake: FakeTwilio, clock: Clock, booked: str
 ) -> None:
-    worker = synced_worker(app)
-    approve(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock)
     outbox = get_services(app).outboxes["test"]
     outbox.claim_all(outbox.now_ms(), 10, worker.lease_ms, reminders=10)  # claimed, then killed
     worker.run_once()
@@ -322,7 +325,7 @@ def test_a_worker_killed_mid_send_is_not_followed_by_a_second_reminder(
         raise Killed  # Twilio took it; the worker dies before writing the sid down
 
     approve(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    clock.now = FRIDAY_10
     with pytest.raises(Killed):
         synced_worker(app, after_send=die).run_once()
     assert len(reminder_sends(fake)) == 1
@@ -369,9 +372,7 @@ def test_three_workers_send_each_of_many_reminders_exactly_once(
 @pytest.fixture
 def reminded(app: Flask, fake: FakeTwilio, clock: Clock, booked: str) -> tuple[ContentCustomer, Any]:
     """Ana's reminder, delivered on Fri 16 Jan at 10:00; and Ana, ready to tap it."""
-    worker = synced_worker(app)
-    approve(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock)
     worker.run_once()
     (sent,) = reminder_sends(fake)
     return ContentCustomer(app, fake, worker, ANA), shown(fake, sent)
@@ -510,9 +511,7 @@ def test_a_business_sending_through_a_messaging_service_names_it(
     book(WhatsApp(plain.test_client(), TOKEN, phone=ANA), day="Sat 17 Jan", at="10:00")
     get_services(plain).redis.close()
     app = content_app(redis_server, fake, clock, sender=service_sid)
-    worker = synced_worker(app)
-    approve(app)
-    clock.now = datetime(2026, 1, 16, 10, 0, tzinfo=MADRID).astimezone(UTC)
+    worker = at_the_reminder(app, clock)
     worker.run_once()
     (sent,) = reminder_sends(fake)
     assert sent["MessagingServiceSid"] == service_sid and "From" not in sent

@@ -405,10 +405,7 @@ class TwilioServer:
         return Reply(rest.error(404, 20404, f"The requested resource {message_sid} was not found"))
 
     def _create_content(self, request: Request) -> Reply:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            body = None
+        body = _json(request)
         problem = rest.content_definition_problem(body, request.headers.get("Content-Type"))
         if problem:
             return self._surprise(problem)
@@ -418,10 +415,7 @@ class TwilioServer:
         return Reply(Answer(201, rest.content_resource(content_sid, body)))
 
     def _submit_approval(self, content_sid: str, request: Request) -> Reply:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            body = None
+        body = _json(request)
         problem = rest.approval_submission_problem(body, request.headers.get("Content-Type"))
         if problem:
             return self._surprise(problem)
@@ -447,6 +441,14 @@ class TwilioServer:
         with self._changed:
             send.status, send.outcome, send.answered_at = status, outcome, time.monotonic()
             self._changed.notify_all()
+
+
+def _json(request: Request) -> Any:
+    """A request's JSON body, or None when it is not JSON."""
+    try:
+        return json.loads(request.body)
+    except ValueError:
+        return None
 
 
 def _single(query: dict[str, list[str]]) -> dict[str, str] | None:
