@@ -75,7 +75,7 @@ def _shop() -> Tenant:
     return shop
 
 
-def _business_tried() -> str | None:
+def shop_tried() -> str | None:
     """The business a login is for: the only one, or the user name when it is a business's id."""
     directory = get_services().directory
     if directory.only is not None:
@@ -85,7 +85,7 @@ def _business_tried() -> str | None:
     return name if directory.get(name) is not None else None
 
 
-def _authenticated(user: str, given: str) -> Tenant | None:
+def owner_login(user: str, given: str) -> Tenant | None:
     """The business whose owner logged in as ``user`` with ``given``, or None."""
     directory = get_services().directory
     shop = directory.only or directory.get(user.strip().lower())
@@ -128,10 +128,10 @@ def require_login() -> Response | None:
         return _plain(404, "The admin page is off: set ADMIN_PASSWORD to turn it on.")
     auth = request.authorization
     basic = auth is not None and auth.type == "basic"
-    shop = _authenticated(auth.username or "", auth.password or "") if basic and auth else None
+    shop = owner_login(auth.username or "", auth.password or "") if basic and auth else None
     if shop is None:
         if basic:  # credentials that did not match: a guess (no credentials at all is a browser asking)
-            logins.failed(_business_tried())
+            logins.failed(shop_tried())
         who = "the admin password" if get_services().directory.only else "your business id and its admin password"
         return _plain(401, f"Log in with {who}.", **{"WWW-Authenticate": REALM})
     g.admin_shop = shop
@@ -228,7 +228,7 @@ def init_app(app: Flask) -> None:
         bp,
         client=services.redis,
         key_prefix=services.settings.redis_key_prefix,
-        business=_business_tried,
+        business=shop_tried,
         applies=_page_is_on,
     )
     directory = services.directory

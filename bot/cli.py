@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from typing import cast
 from xml.etree import ElementTree
@@ -12,6 +13,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
 
 from . import commands
 from .channels.content import preview
@@ -52,19 +54,40 @@ def reply_texts(twiml: bytes) -> list[str]:
 @click.option("--name", default="Alex", show_default=True, help="Your pretend WhatsApp profile name.")
 @click.option("--lang", default=None, help="Add ?lang=XX to the webhook URL, as a business number may.")
 @click.option("--verbose", is_flag=True, help="Also show the webhook's log line for each message.")
+@click.option(
+    "--web/--no-web",
+    default=True,
+    show_default=True,
+    help="Also serve the browser preview (/try) on 127.0.0.1 while chatting (embedded store only).",
+)
+@click.option("--port", default=5000, show_default=True, help="The browser preview's port (another if taken).")
 @business_option
 @with_appcontext
-def chat(phone: str, name: str, lang: str | None, verbose: bool, business_id: str | None) -> None:
+def chat(phone: str, name: str, lang: str | None, verbose: bool, web: bool, port: int, business_id: str | None) -> None:
     """Chat with the bot: each line is sent as a signed Twilio webhook; numbers pick options."""
     shop = pick_business(business_id)
     webhook_log = logging.getLogger("bot.webhook")
     level = webhook_log.level
     if not verbose:
         webhook_log.setLevel(logging.WARNING)
+    if web and get_services().embedded:
+        url = serve_preview(current_app._get_current_object(), port)  # type: ignore[attr-defined]
+        click.echo(f"See it as WhatsApp shows it, in a browser: {url}")
     try:
         _converse(shop, phone, name, lang)
     finally:
         webhook_log.setLevel(level)
+
+
+def serve_preview(app: Flask, port: int) -> str:
+    """Serve ``app`` on 127.0.0.1 in a background thread (the embedded store lives in this process,
+    so the browser preview must be served from it too); the preview's URL."""
+    try:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+    except OSError:  # the port is taken: any free one
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="try-page", daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/try"
 
 
 def _converse(shop: Tenant, phone: str, name: str, lang: str | None) -> None:

@@ -22,6 +22,7 @@ from .booking.requests import BookRequest, CancelRequest, ReleaseRequest, Reques
 from .booking.store import Read
 from .buttons import Button, without_turn
 from .channels import Option, Outgoing, Rendered
+from .channels.content import ContentChannel
 from .dispatch import Action, Registry, Unmatched
 from .effects import Effects, Outcome
 from .errors import BadButtonId
@@ -31,6 +32,7 @@ from .inbound import InboundMessage
 from .logs import mask_phone
 from .notify import owner_notices
 from .outbox import epoch_ms
+from .phones import is_preview
 from .reads import Reads
 from .replies import EMPTY_TWIML, render_text_only
 from .sessions import Session
@@ -40,6 +42,9 @@ from .tenants import Tenant
 from .turn import Turn
 
 log = logging.getLogger(__name__)
+
+#: how the /try page's phones are answered: as WhatsApp shows button mode, whatever the business's channel
+PREVIEW_CHANNEL = ContentChannel()
 
 #: a typed text longer than this that means nothing to the bot gets a friendlier answer than a "didn't catch that"
 LONG_TEXT = 160
@@ -114,7 +119,11 @@ class Conversation:
                 )
                 outcome, handler, rendered = self._run(turn)
                 requests = [*turn.effects.requests, *self._releases(turn)]
-                notices = owner_notices(shop, self.catalogs, requests, turn.reads.booking)
+                notices = (
+                    ()
+                    if is_preview(message.phone)
+                    else owner_notices(shop, self.catalogs, requests, turn.reads.booking)
+                )
                 round_trips += turn.reads.trips
                 moving_in = snapshot.from_legacy or snapshot.profile_from_legacy  # release 1's keys: move them
                 plan = TapPlan(
@@ -228,7 +237,8 @@ class Conversation:
         session.offered = [button.pack(session.turn) for button in reply.options]
         options = tuple(Option(packed, b.label(turn)) for packed, b in zip(session.offered, reply.options, strict=True))
         sender = turn.shop.reply_sender(turn.message.to) or ""
-        return outcome, handler, turn.shop.channel.render(Outgoing(reply.text, options), turn.t, sender)
+        channel = PREVIEW_CHANNEL if is_preview(turn.message.phone) else turn.shop.channel  # /try shows buttons
+        return outcome, handler, channel.render(Outgoing(reply.text, options), turn.t, sender)
 
     def _resolve(self, turn: Turn) -> Action:
         """ButtonPayload, then ListId, then typed text: an option's number or title, a keyword."""

@@ -71,6 +71,10 @@ class BusinessKeys:
     def window(self, phone: str) -> str:
         return f"{self.base}:window:{phone}"
 
+    def preview(self, phone: str) -> str:
+        """The replies to a preview phone of ``/try`` (never the outbox: nothing reaches Twilio)."""
+        return f"{self.base}:preview:{phone}"
+
     def delivery(self, phone: str) -> str:
         return f"{self.base}:delivery:{phone}"
 
@@ -304,6 +308,12 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "stream",
         "none (sent entries are deleted, the stream once drained)",
         "unsent messages, field `m` (JSON)",
+    ),
+    KeyDoc(
+        f"{_B}:preview:<+999…>",
+        "stream",
+        "1 hour after the last reply",
+        "replies to a preview phone of `/try` (field `m`, as an outbox entry), read and deleted by the page",
     ),
     KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
     KeyDoc(

@@ -25,6 +25,7 @@ from .channels import proactive
 from .i18n import N_, Catalogs, Translator
 from .logs import mask_phone
 from .outbox import epoch_ms, in_window
+from .phones import is_preview
 from .tenants import Tenant
 
 if TYPE_CHECKING:
@@ -94,9 +95,11 @@ def owner_notices(shop: Tenant, catalogs: Catalogs, requests: list[Request], rea
 def reach(services: Services, shop: Tenant, phone: str, kind: str, language: str | None) -> str:
     """Whether a ``kind`` template to ``phone`` will go out now: ``yes``, or why not (``no_channel``,
     ``opted_out``, ``not_approved``: outside the window with the template not approved yet,
-    ``redis``). One round trip."""
+    ``preview``: a phone of the /try page, ``redis``). One round trip."""
     if not shop.channel.out_of_band:
         return "no_channel"
+    if is_preview(phone):
+        return "preview"
     try:
         seen, opted_out = services.outboxes[shop.id].reach(phone)
     except redis.RedisError as exc:
@@ -119,5 +122,6 @@ def told_text(reached: str) -> str:
         "opted_out": "they asked for no messages (STOP)",
         "not_approved": "they last wrote over 24 hours ago and WhatsApp has not approved the template yet "
         "(flask templates list)",
+        "preview": "it was booked from the /try preview: there is nobody to tell",
     }.get(reached, "the message could not be queued")
     return f"The customer was not told ({why}): please tell them."

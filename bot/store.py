@@ -36,6 +36,7 @@ from .booking.store import KeyList, Read
 from .keys import LAYOUT_VERSION
 from .legacy import from_layout3
 from .lua import Scripts
+from .phones import is_preview
 from .sessions import in_base
 from .tenants import Tenant
 
@@ -48,6 +49,8 @@ ANSWERED_KEEP = 100
 ANSWERED_TTL_MS = 30 * 86_400 * 1000
 #: how long the 24-hour window stamp lives: past the window it means nothing
 WINDOW_TTL_MS = 2 * 86_400 * 1000
+#: how long a preview phone's unread replies are kept
+PREVIEW_TTL_MS = 3600 * 1000
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -191,12 +194,13 @@ class TapStore:
         """One round trip: the apply script (see the module docstring)."""
         shop, phone = plan.shop, plan.phone
         keys = shop.keys
+        preview = is_preview(phone)
         script_keys = KeyList(
             [
                 keys.message(plan.message_sid),
                 keys.session(phone),
                 keys.profile(phone),
-                keys.outbox(phone),
+                keys.preview(phone) if preview else keys.outbox(phone),
                 keys.due,
                 keys.window(phone),
                 keys.answered(phone),
@@ -229,6 +233,8 @@ class TapStore:
             "bell": self.bell,
             "business": shop.id,
             "notices": notices,
+            "preview": preview,
+            "preview_ttl": PREVIEW_TTL_MS,
         }
         args: list[str] = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
         for name, value in plan.fields.items():

@@ -99,6 +99,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     cancel(ana, "Thu 15 Jan 10:00")
     kept = book(ana, day="Sat 17 Jan", at="10:00")
     WhatsApp(plain.test_client(), TOKEN, phone="+34600999888", name="Cy").send("stop")  # an opt-out
+    WhatsApp(plain.test_client(), TOKEN, phone="+99912345678", name="Preview").send("hi")  # the /try page's phone
     owner = plain.test_client()
     assert owner.get("/admin", auth=("owner", "a-wrong-password")).status_code == 401  # counted by the limiter
     assert owner.get("/admin", auth=("owner", OWNER_PASSWORD)).status_code == 200

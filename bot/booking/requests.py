@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from ..keys import day_code
+from ..phones import is_preview
 from .catalog import Business, Service
 from .records import Booking, epoch
 from .reminders import schedule
@@ -213,7 +214,7 @@ def book_request(
             "created_at": str(epoch(now)),
         },
         moving=moving,
-        reminders=schedule(business.reminders, start, now, business.timezone),
+        reminders=() if is_preview(phone) else schedule(business.reminders, start, now, business.timezone),
     )
 
 

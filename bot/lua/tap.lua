@@ -1,5 +1,6 @@
 -- One tap, applied atomically: everything it causes or nothing at all.
--- KEYS[1] message record, [2] session, [3] profile, [4] outbox stream, [5] outbox doorbell,
+-- KEYS[1] message record, [2] session, [3] profile, [4] outbox stream (a preview phone's stream for
+-- the /try page's phones: no doorbell then), [5] outbox doorbell,
 -- [6] 24-hour window stamp, [7] the customer's answered messages, [8] the business's opt-outs, then
 -- the keys the operations and adoptions name (by index).
 -- ARGV[1] the plan (JSON), ARGV[2..] the session's field/value pairs.
@@ -21,7 +22,10 @@ if plan.redis_time then
 end
 -- the reply and the notices first: a refused XADD then leaves nothing of the tap written
 local function outbound()
-  if plan.outbound ~= '' then
+  if plan.outbound ~= '' and plan.preview then  -- /try's phone: for the page to read, never sent
+    redis.call('XADD', KEYS[4], '*', 'm', plan.outbound)
+    redis.call('PEXPIRE', KEYS[4], plan.preview_ttl)
+  elseif plan.outbound ~= '' then
     redis.call('XADD', KEYS[4], '*', 'm', plan.outbound)
     redis.call('ZADD', KEYS[5], 'NX', outbox_now, plan.phone)
     if plan.bell ~= '' then redis.call('PUBLISH', plan.bell, plan.business) end
