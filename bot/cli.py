@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import sys
 import threading
 import uuid
 from typing import cast
@@ -56,21 +58,23 @@ def reply_texts(twiml: bytes) -> list[str]:
 @click.option("--verbose", is_flag=True, help="Also show the webhook's log line for each message.")
 @click.option(
     "--web/--no-web",
-    default=True,
-    show_default=True,
-    help="Also serve the browser preview (/try) on 127.0.0.1 while chatting (embedded store only).",
+    default=None,
+    help="Also serve the browser preview (/try) on 127.0.0.1 while chatting (embedded store only; "
+    "default: when typing at a terminal).",
 )
 @click.option("--port", default=5000, show_default=True, help="The browser preview's port (another if taken).")
 @business_option
 @with_appcontext
-def chat(phone: str, name: str, lang: str | None, verbose: bool, web: bool, port: int, business_id: str | None) -> None:
+def chat(
+    phone: str, name: str, lang: str | None, verbose: bool, web: bool | None, port: int, business_id: str | None
+) -> None:
     """Chat with the bot: each line is sent as a signed Twilio webhook; numbers pick options."""
     shop = pick_business(business_id)
     webhook_log = logging.getLogger("bot.webhook")
     level = webhook_log.level
     if not verbose:
         webhook_log.setLevel(logging.WARNING)
-    if web and get_services().embedded:
+    if (sys.stdin.isatty() if web is None else web) and get_services().embedded:
         url = serve_preview(current_app._get_current_object(), port)  # type: ignore[attr-defined]
         click.echo(f"See it as WhatsApp shows it, in a browser: {url}")
     try:
@@ -82,10 +86,9 @@ def chat(phone: str, name: str, lang: str | None, verbose: bool, web: bool, port
 def serve_preview(app: Flask, port: int) -> str:
     """Serve ``app`` on 127.0.0.1 in a background thread (the embedded store lives in this process,
     so the browser preview must be served from it too); the preview's URL."""
-    try:
-        server = make_server("127.0.0.1", port, app, threaded=True)
-    except OSError:  # the port is taken: any free one
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+    with socket.socket() as probe:  # werkzeug exits the process on a port in use: ask first
+        taken = probe.connect_ex(("127.0.0.1", port)) == 0
+    server = make_server("127.0.0.1", 0 if taken else port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name="try-page", daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}/try"
 
