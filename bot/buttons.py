@@ -1,6 +1,6 @@
 """Typed button IDs, packed into the ``id`` of a WhatsApp quick-reply button or list item.
 
-Grammar (documented in the README)::
+Grammar (documented in docs/architecture.md, "Button IDs")::
 
     button-id = kind version [ "." turn ] *( ":" field )   ; at most 128 characters
     kind      = 1*8 ( "a"-"z" )                          ; names the handler family

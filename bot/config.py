@@ -24,8 +24,13 @@ SAMPLE_AUTH_TOKEN = "dev-only-not-a-secret"
 Parser = Callable[[Any], Any]
 
 
-def _setting(default: Any, parse: Parser, help: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "help": help})
+def _setting(default: Any, parse: Parser, help: str, *, shown: str | None = None) -> Any:
+    """A setting: its default, its parser, and what docs/settings.md says of it (``help``, Markdown;
+    ``shown`` when the default reads better in words than as a value)."""
+    metadata = {"parse": parse, "help": help}
+    if shown is not None:
+        metadata["shown"] = shown
+    return field(default=default, metadata=metadata)
 
 
 def _blank(value: Any) -> bool:
@@ -243,106 +248,174 @@ class Settings:
     """Typed, validated settings; the Flask config key is the field name upper-cased."""
 
     redis_url: str | None = _setting(
-        None, _redis_url, "One Redis server (or redis+cluster:// a cluster node). Unset: an embedded in-memory store."
+        None,
+        _redis_url,
+        "`redis://`, `rediss://` or `unix://` URL of one server (`redis+cluster://`, `rediss+cluster://`: a node"
+        " of a Redis Cluster). Unset (and no cluster or sentinels): embedded in-memory store (development only,"
+        " warned loudly).",
     )
     redis_cluster_nodes: tuple[tuple[str, int], ...] = _setting(
-        (), _nodes, "Redis Cluster: some of its nodes, host:port,host:port (the client discovers the rest)."
+        (),
+        _nodes,
+        "Redis Cluster instead of `REDIS_URL`: some nodes as `host:port,host:port` (the client discovers the rest).",
     )
     redis_sentinels: tuple[tuple[str, int], ...] = _setting(
-        (), _nodes, "Redis Sentinel: the sentinels, host:port,host:port (with REDIS_SENTINEL_SERVICE)."
+        (), _nodes, "Redis Sentinel instead of `REDIS_URL`: the sentinels as `host:port,host:port`."
     )
     redis_sentinel_service: str | None = _setting(
-        None, _optional_text, "The master's name the sentinels monitor (sentinel monitor <name> …)."
+        None,
+        _optional_text,
+        "With `REDIS_SENTINELS` (required): the master's name in `sentinel monitor <name> …`.",
     )
-    redis_username: str | None = _setting(None, _optional_text, "ACL user of the Redis servers.")
-    redis_password: str | None = _setting(None, _optional_text, "Password of the Redis servers (a URL's own wins).")
-    redis_sentinel_password: str | None = _setting(None, _optional_text, "Password of the sentinels themselves.")
-    redis_tls: bool = _setting(False, _flag, "TLS to cluster nodes, sentinels and the master (a URL says rediss://).")
+    redis_username: str | None = _setting(
+        None, _optional_text, "ACL user of the Redis servers (a `REDIS_URL` may carry its own, which wins)."
+    )
+    redis_password: str | None = _setting(
+        None, _optional_text, "Password of the Redis servers (a `REDIS_URL` may carry its own, which wins)."
+    )
+    redis_sentinel_password: str | None = _setting(
+        None, _optional_text, "Password of the sentinels themselves (`requirepass` in sentinel.conf)."
+    )
+    redis_tls: bool = _setting(
+        False,
+        _flag,
+        "TLS to the cluster nodes, or to the sentinels and the master. With `REDIS_URL`, write `rediss://` instead.",
+    )
     redis_tls_ca_file: str | None = _setting(
-        None, _optional_text, "CA certificate file to check the servers' TLS certificates against."
+        None,
+        _optional_text,
+        "CA certificate (PEM) that signed the servers' certificates, when it is not in the system's store.",
     )
     redis_wait_replicas: int | None = _setting(
         None,
         _wait_replicas,
-        "Replicas that must have a booking before the customer is told (WAIT); auto: 1 with Sentinel, else 0.",
+        'Replicas that must have a booking (`WAIT`) before the customer reads "Booked!": `auto` is 1 with'
+        " Sentinel, 0 otherwise; 0 turns it off. Not with Redis Cluster.",
+        shown="`auto`",
     )
     redis_wait_timeout_ms: int = _setting(
-        250, _number(int, 1, 5000), "How long a booking waits for its replicas before answering anyway."
+        250,
+        _number(int, 1, 5000),
+        "How long a booking waits for its replicas; past it the customer is answered anyway and a WARNING is"
+        " logged. Shorter than `REDIS_SOCKET_TIMEOUT`.",
     )
     redis_socket_timeout: float = _setting(
-        1.0, _number(float, 0.01, 30), "Seconds a Redis command may take before the tap gets the polite error."
+        1.0,
+        _number(float, 0.01, 30),
+        'Seconds a Redis command may take; past it the customer gets the polite "try again" reply.',
     )
     redis_connect_timeout: float = _setting(1.0, _number(float, 0.01, 30), "Seconds to wait for a Redis connection.")
-    redis_key_prefix: str = _setting("tapbook", _key_prefix, "First part of every Redis key.")
+    redis_key_prefix: str = _setting(
+        "tapbook", _key_prefix, "First part of every key (1–32 letters, digits, `_`, `.` or `-`)."
+    )
     twilio_auth_token: str | None = _setting(
-        None, _optional_text, "Auth token of the Twilio account that owns the WhatsApp sender."
+        None,
+        _optional_text,
+        "Auth token of the account owning the sender; required while signatures are checked. The sample value"
+        " from `.env.example` is refused once `REDIS_URL` is set.",
     )
     twilio_account_sid: str | None = _setting(
-        None, _prefixed("AC", "AC0123…"), "Account SID for sending through the Content API (buttons)."
+        None,
+        _prefixed("AC", "AC0123…"),
+        "`AC…`: with the token and a sender, replies go out as WhatsApp buttons through the Content API.",
     )
     twilio_from: str | None = _setting(
-        None, _prefixed("whatsapp:+", "whatsapp:+14155238886"), "WhatsApp sender for Content API messages."
+        None,
+        _prefixed("whatsapp:+", "whatsapp:+14155238886"),
+        "The WhatsApp sender, `whatsapp:+14155238886`, of a business whose catalog names no `sender` and no `numbers`.",
     )
     twilio_messaging_service_sid: str | None = _setting(
-        None, _prefixed("MG", "MG0123…"), "Messaging Service to send from instead of TWILIO_FROM."
+        None,
+        _prefixed("MG", "MG0123…"),
+        "`MG…`: the same, through this Messaging Service instead of `TWILIO_FROM`.",
     )
     twilio_api_url: str | None = _setting(
         None,
         _base_url("http://127.0.0.1:8010", credentials=False),
-        "Send every Twilio REST request to this base URL instead of Twilio's (a local stand-in for tests and"
-        " benchmarks).",
+        "Tests and benchmarks only: send every Twilio REST request (Messages, Content API) to this"
+        " `http(s)://host:port` instead of Twilio's hosts, path and query kept, e.g. to the local stand-in"
+        " `tests/twilio_server.py`. A WARNING at start-up says so. Never set it in production.",
     )
     twilio_validate_signature: bool | None = _setting(
         None,
         _auto_bool,
-        "Check X-Twilio-Signature: true, false or auto (on unless Flask debug/testing mode).",
+        "Check `X-Twilio-Signature`: `true`, `false` or `auto` (on, except in Flask debug/testing mode). `false`"
+        " switches checks off (local experiments on the embedded store only: next to a real Redis, checks that"
+        " are off stop start-up).",
+        shown="`auto`",
     )
     public_base_url: str | None = _setting(
         None,
         _base_url("https://bot.example.com"),
-        "Scheme and host Twilio calls (e.g. https://bot.example.com); signatures are checked against it.",
+        "Scheme and host Twilio calls (`https://bot.example.com`): signatures are checked over it, whatever"
+        " `Host` a request names. With a real Redis this or `WEBHOOK_HOSTS` is required.",
     )
     webhook_hosts: tuple[str, ...] = _setting(
         (),
         _hosts,
-        "Hosts Twilio may call, host[:port],…: a request to one of them is checked against its own URL.",
+        "Hosts Twilio may call, `bot.example.com,other.example.com:8443`: a request to one of them (its `Host`,"
+        " or `X-Forwarded-Host` with `TRUSTED_PROXY_HOPS`) is checked over its own URL, one to any other host"
+        " is refused.",
     )
     trusted_proxy_hops: int = _setting(
-        0, _number(int, 0, 5), "Proxies in front of the app whose X-Forwarded-* headers to trust."
+        0, _number(int, 0, 5), "Proxies whose `X-Forwarded-*` headers to trust (ProxyFix)."
     )
     session_ttl_seconds: int = _setting(
-        1800, _number(int, 60, 7 * _DAY), "Idle seconds before a conversation is forgotten."
+        1800,
+        _number(int, 60, 7 * _DAY),
+        "Idle seconds before a conversation is forgotten; every write restarts it.",
     )
     profile_ttl_seconds: int = _setting(
-        400 * _DAY, _number(int, _DAY, 3650 * _DAY), "How long a customer's language choice is kept."
+        400 * _DAY,
+        _number(int, _DAY, 3650 * _DAY),
+        "How long a customer's language choice is kept (default: 400 days).",
     )
     dedupe_ttl_seconds: int = _setting(
-        60, _number(int, 60, 7 * _DAY), "How long the reply to a message is kept to answer Twilio's retries."
+        60,
+        _number(int, 60, 7 * _DAY),
+        "How long the reply to a message is kept, to answer Twilio's retries with it (Twilio gives up within"
+        " 15 s, retries included). Later copies are still recognised by the customer's `answered` set and"
+        " change nothing.",
     )
-    default_language: str = _setting("en", _language, "Language when nothing else decides it.")
+    default_language: str = _setting(
+        "en",
+        _language,
+        "Language of a business whose catalog lists no `languages`, when nothing else decides (`en`, `es`, `pt`).",
+    )
     bot_catalog: str | None = _setting(
         None,
         _optional_text,
-        "A business's catalog (TOML file), or a folder of them (one business each). Unset: the sample salon.",
+        "A business's catalog (TOML file), or a folder of them, one business each; checked at start-up.",
+        shown="the sample salon",
     )
-    log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
+    log_level: str = _setting("INFO", _log_level, "`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
     log_format: str = _setting(
-        "auto", _log_format, "plain, json, or auto: json next to a real Redis outside debug/testing mode."
+        "auto",
+        _log_format,
+        "`plain` (readable lines), `json` (one JSON object per line), or `auto`: `json` when a Redis is"
+        " configured (`REDIS_URL`, a cluster or sentinels) outside debug/testing mode, else `plain`.",
     )
     secret_key: str | None = _setting(
         None,
         _secret_key,
-        "Signs the /admin page's cancel buttons and its session cookie (32+ random characters). Required with a"
-        " real Redis; unset on the embedded store: a random one per process.",
+        "Signs the owner's page's cancel tokens and its session cookie (never an admin password): 32 or more"
+        f" random characters, e.g. `{SECRET_KEY_HINT}`. Required next to a real Redis (start-up stops with one"
+        " line without it); unset on the embedded store, each process makes a random one. The same on every"
+        " instance; changing it voids the buttons of open pages.",
     )
     admin_password: str | None = _setting(
-        None, _admin_password, "Password of the /admin page (HTTP basic auth) when there is one business."
+        None,
+        _admin_password,
+        "With one business: the password (10 characters or more) of the owner's page `/admin` (HTTP basic"
+        " auth, any user name). Unset (and no other password): the page answers 404 and start-up logs that it"
+        " is off. With several businesses it stops start-up: use the next.",
     )
     admin_passwords: Mapping[str, str] = field(
         default_factory=dict,
         metadata={
             "parse": _admin_passwords,
-            "help": "ADMIN_PASSWORD_<ID>: the /admin password of business <ID> (upper case, '-' as '_').",
+            "help": "The `/admin` password of business `<ID>` (its id upper-cased, `-` as `_`); its owner logs in"
+            " with the id as user name. A catalog may carry a hash instead (`admin_password_hash`).",
             "prefix": ADMIN_PASSWORD_PREFIX,
         },
     )

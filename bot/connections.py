@@ -13,8 +13,8 @@ reset connection. Two small adaptations keep the app's code the same in every mo
   is read with.
 * **Waiting for replicas** (:class:`ReplicatedRedis`): a script that writes a booking
   record is pipelined with ``WAIT <replicas> <ms>``, so the customer hears "Booked!" only
-  once a replica has the booking, or the wait timed out (logged). See the README's
-  "Redis deployments".
+  once a replica has the booking, or the wait timed out (logged). See
+  docs/deployment.md, "Redis deployments".
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: what a booking record's key contains (README "Redis key layout"); scripts touching one wait for replicas
+#: what a booking record's key contains (docs/architecture.md, "Redis key layout"); scripts touching one wait
+#: for replicas
 BOOKING_KEY_PART = ":booking:"
 
 _CLOCK = "return redis.call('TIME')"

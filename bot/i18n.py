@@ -1,7 +1,7 @@
 """Translations: gettext catalogs (Babel ``.po`` files), compiled in memory at start-up.
 
 English is the source language. Every other language is a folder
-``bot/translations/<code>/LC_MESSAGES/messages.po``; adding one is described in the README.
+``bot/translations/<code>/LC_MESSAGES/messages.po``; adding one is described in docs/languages.md.
 """
 
 from __future__ import annotations

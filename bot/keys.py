@@ -8,8 +8,8 @@ only ever touched by single-key commands: the content template SIDs and the work
 The counters of failed /admin logins (Flask-Limiter's, :mod:`bot.logins`) carry no hash tag
 either: each is read and written by a single-key script, wherever its slot is.
 
-:data:`LAYOUT` describes each key for people; the README's key table is rendered from it and a
-test checks that every key the running bot writes matches one of its patterns.
+:data:`LAYOUT` describes each key for people; the key table of docs/architecture.md is rendered
+from it and a test checks that every key the running bot writes matches one of its patterns.
 
 :class:`LegacyKeys` names the keys of release 1 (one business per deployment, sessions tagged by
 phone), read only while a deployment is being upgraded (see :mod:`bot.upgrade`).
@@ -261,7 +261,7 @@ class KeyDoc:
 
 _B = "<prefix>:{<business>}"
 
-#: the key table (README "Redis key layout"): every key this release writes
+#: the key table (docs/architecture.md, "Redis key layout"): every key this release writes
 LAYOUT: tuple[KeyDoc, ...] = (
     KeyDoc(
         f"{_B}:session:<+E164>",
@@ -392,7 +392,7 @@ def describe(key: str, prefix: str) -> KeyDoc | None:
 
 
 def key_table() -> str:
-    """The README's key table (Markdown), rendered from :data:`LAYOUT`."""
+    """The key table of docs/architecture.md (Markdown), rendered from :data:`LAYOUT`."""
     lines = ["| Key | Type | Expiry | Content |", "|---|---|---|---|"]
     lines += [f"| `{row.pattern}` | {row.type} | {row.expiry} | {row.content} |" for row in LAYOUT]
     return "\n".join(lines)

@@ -115,9 +115,9 @@ def test_production_start_up_prints_one_line_and_exits_non_zero(tmp_path: Path) 
     ]
 
 
-def test_the_readme_lists_every_setting() -> None:
-    readme = (ROOT / "README.md").read_text()
-    missing = [key for key in [*Settings.keys()] if f"`{key}`" not in readme]
+def test_the_settings_page_lists_every_setting() -> None:
+    page = (ROOT / "docs" / "settings.md").read_text()
+    missing = [key for key in [*Settings.keys()] if f"`{key}`" not in page]
     assert not missing
 
 

@@ -1,5 +1,5 @@
-"""The key layout is read in one place (bot/keys.py) and documented from it: the README's table is
-rendered from ``LAYOUT``, and every key the running bot writes fits one of its rows."""
+"""The key layout is read in one place (bot/keys.py) and documented from it: the table of
+docs/architecture.md is rendered from ``LAYOUT``, and every key the running bot writes fits one of its rows."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from bot.keys import LAYOUT, BusinessKeys, describe, key_table
 from .redis_server import RedisServer
 from .test_cluster_slots import Recorder, run_the_product
 
-README = Path(__file__).parents[1] / "README.md"
+ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
 #: what release 1 leaves that this release neither reads nor moves: they expire (60 s, 7 days)
 RELEASE_1_TRANSIENT = re.compile(r"tapbook:(msg|delivery|status):")
 
 
-def test_the_readme_shows_the_key_table_of_the_code() -> None:
-    readme = README.read_text()
-    shown = readme.split("<!-- key-table -->\n", 1)[1].split("\n<!-- /key-table -->", 1)[0]
-    assert shown == key_table(), "README.md's key table is out of date: paste bot.keys.key_table()"
+def test_the_architecture_page_shows_the_key_table_of_the_code() -> None:
+    page = ARCHITECTURE.read_text()
+    shown = page.split("<!-- key-table -->\n", 1)[1].split("\n<!-- /key-table -->", 1)[0]
+    assert shown == key_table(), "docs/architecture.md's key table is out of date: paste bot.keys.key_table()"
 
 
 def test_every_key_of_a_business_carries_its_hash_tag() -> None:

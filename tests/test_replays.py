@@ -69,7 +69,7 @@ def test_a_re_posted_message_changes_nothing_in_a_conversation_that_moved_on(bac
 
 
 def test_the_memory_of_answered_messages_is_small(redis_server: Any) -> None:
-    """Measured on a real server: bytes per message remembered (the figure the README gives)."""
+    """Measured on a real server: bytes per message remembered (the figure docs/security.md gives)."""
     app, clock, wa, db = setup({"REDIS_URL": redis_server.url})
     db.flushdb()
     key = f"tapbook:{{test}}:answered:{PHONE}"
