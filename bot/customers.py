@@ -165,8 +165,11 @@ def forget(client: redis.Redis, shop: Tenant, phone: str) -> Forgotten:
     pipe = client.pipeline(transaction=False)
     for key in replies:
         pipe.delete(key)
+    reminders = [f"{b['ref']}:{offset}" for b in bookings for offset in b.get("reminders", "").split(",") if offset]
     for booking in bookings:
         pipe.hset(shop.keys.booking(booking["ref"]), mapping={"phone": ERASED, "name": ""})
+    if reminders:  # nobody to remind
+        pipe.zrem(shop.keys.reminders, *reminders)
     if undelivered:
         pipe.zrem(shop.keys.undelivered, *undelivered)
     results = pipe.execute()

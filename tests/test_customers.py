@@ -64,6 +64,7 @@ def test_a_forgotten_customer_leaves_nothing_but_anonymous_bookings(
     kept = book(zoe, at="12:00")
     gone = book(zoe, day="Thu 15 Jan", at="10:00")
     cancel(zoe, "Thu 15 Jan 10:00")
+    later = book(zoe, day="Mon 19 Jan", at="09:00")  # with a reminder scheduled
     bob_ref = book(WhatsApp(plain.test_client(), TOKEN, phone=BOB, name="Bob"), day="Sat 17 Jan", at="11:00")
     on_buttons = WhatsApp(buttons.test_client(), TOKEN, phone=ZOE, name=ZOE_NAME)
     on_buttons.send("hi")
@@ -77,7 +78,7 @@ def test_a_forgotten_customer_leaves_nothing_but_anonymous_bookings(
     assert exported.exit_code == 0, exported.output
     (mine,) = json.loads(exported.output)
     assert mine["business"] == "test" and mine["phone"] == ZOE
-    assert {b["ref"] for b in mine["bookings"]} == {kept, gone} and mine["opted_out_at"] > 0
+    assert {b["ref"] for b in mine["bookings"]} == {kept, gone, later} and mine["opted_out_at"] > 0
     assert {"session", "window", "delivery", "outbox", "active_bookings", "messages_given_up"} <= set(mine)
     assert mine["messages_answered"] >= 7
 
@@ -85,11 +86,12 @@ def test_a_forgotten_customer_leaves_nothing_but_anonymous_bookings(
     assert forgotten.exit_code == 0, forgotten.output
     assert (
         forgotten.output.startswith("test: forgot +34*****333:")
-        and "2 bookings kept without phone or name" in forgotten.output
+        and "3 bookings kept without phone or name" in forgotten.output
     )
     left = [line for line in everything(db) if DIGITS in line or "Quintanilla" in line or "Zoë" in line]
     assert left == []
-    for ref in (kept, gone):
+    assert db.zrange("tapbook:{test}:reminders", 0, -1) == [f"{bob_ref}:24h"]  # nobody to remind
+    for ref in (kept, gone, later):
         booking = db.hgetall(f"tapbook:{{test}}:booking:{ref}")
         assert booking["phone"] == "erased" and booking["name"] == "" and booking["start"]
     assert db.hget(f"tapbook:{{test}}:booking:{bob_ref}", "phone") == BOB  # nobody else's

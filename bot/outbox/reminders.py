@@ -50,7 +50,7 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-if b[1] ~= 'confirmed' or b[2] ~= ARGV[3] or b[3] ~= ARGV[2] then
+if b[1] ~= 'confirmed' or b[2] ~= ARGV[3] or b[3] ~= ARGV[2] or string.sub(b[3], 1, 1) ~= '+' then
   redis.call('HINCRBY', KEYS[6], 'revoked', 1)
   return 'revoked'
 end
