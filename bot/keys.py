@@ -3,8 +3,9 @@
 All keys of one business carry its hash tag ``{<business>}``, so everything a tap touches (the
 customer's session, the message record, holds, bookings, indexes, the outbox) sits in one Redis
 Cluster slot and one script can change it atomically. One business is then served by one master;
-many businesses spread over a cluster. Only two keys are shared by all businesses, and they are
-only ever touched by single-key commands: the content template SIDs and the worker's totals.
+many businesses spread over a cluster. The few keys shared by all businesses are only ever
+touched by single-key commands: the content template SIDs and approvals, the worker's totals and
+the workers' heartbeats.
 The counters of failed /admin logins (Flask-Limiter's, :mod:`bot.logins`) carry no hash tag
 either: each is read and written by a single-key script, wherever its slot is.
 
@@ -161,6 +162,11 @@ class SharedKeys:
     @property
     def outbox_totals(self) -> str:
         return f"{self.prefix}:outbox-totals"
+
+    @property
+    def worker_heartbeats(self) -> str:
+        """Each running outbox worker's last heartbeat (see :mod:`bot.outbox.heartbeat`)."""
+        return f"{self.prefix}:worker-heartbeats"
 
     @property
     def outbox_bell(self) -> str:
@@ -374,6 +380,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "(`templates sync`/`list`, and the worker every few minutes until approved)",
     ),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
+    KeyDoc(
+        "<prefix>:worker-heartbeats",
+        "hash",
+        "30 seconds after the last heartbeat (a worker's field is dropped 30 s after its last)",
+        "outbox worker → `<epoch ms> <JSON {host, pid, businesses}>`, written every 5 seconds by each running "
+        "worker (Redis's clock) and removed when it stops: read by `flask doctor`",
+    ),
     KeyDoc(
         "<prefix>:admin-logins:LIMITER/<who>/<scope>/<n>/1/minute",
         "list",

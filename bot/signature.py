@@ -16,16 +16,24 @@ HEADER = "X-Twilio-Signature"
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORT = {"http": ":80", "https": ":443"}
+#: what to do when a signature fails and PUBLIC_BASE_URL is unset (also said by ``flask doctor``)
+PUBLIC_BASE_URL_HINT = "set PUBLIC_BASE_URL to the https URL Twilio calls"
+#: what to do when a proxy's X-Forwarded-* headers arrive and none is trusted (also said by ``flask doctor``)
+PROXY_HINT = "behind a proxy or ngrok? set TRUSTED_PROXY_HOPS"
+#: set in the WSGI environ by werkzeug's ProxyFix (installed when TRUSTED_PROXY_HOPS > 0)
+_PROXY_FIX = "werkzeug.proxy_fix.orig"
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``reason`` says why it failed, ``urls`` what was checked."""
+    """The outcome of one check: ``reason`` says why it failed, ``urls`` what was checked, ``hints``
+    what the operator may have to set for it to pass."""
 
     valid: bool
     reason: str = ""
     urls: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
 
     def urls_for_log(self) -> str:
         """The URLs checked, readable (``%2B`` decoded, so the log's safety net masks a phone)."""
@@ -73,7 +81,8 @@ class SignatureCheck:
             return Verdict(True)
         urls = self.urls(request)
         if not urls:
-            return Verdict(False, f"host {_loggable(request.host)} is not one of WEBHOOK_HOSTS")
+            reason = f"host {_loggable(request.host)} is not one of WEBHOOK_HOSTS"
+            return Verdict(False, reason, hints=self.hints(request))
         signature = request.headers.get(HEADER, "")
         if not signature:
             return Verdict(False, f"missing {HEADER}", urls)
@@ -87,13 +96,25 @@ class SignatureCheck:
                 return Verdict(True, urls=urls)
             if self._validator.validate(url, form, signature):
                 return Verdict(True, urls=urls)
-        return Verdict(False, f"wrong {HEADER}", urls)
+        return Verdict(False, f"wrong {HEADER}", urls, self.hints(request))
+
+    def hints(self, request: Request) -> tuple[str, ...]:
+        """What the operator may have to set when a signature over this request's URL fails: the
+        public URL when none is set, trusted proxy hops when a proxy's headers came and none is trusted."""
+        hints = []
+        if not self.public_base_url:
+            hints.append(PUBLIC_BASE_URL_HINT)
+        forwarded = any(name.lower().startswith("x-forwarded-") for name in request.headers.keys())
+        if forwarded and _PROXY_FIX not in request.environ:  # TRUSTED_PROXY_HOPS is 0: no ProxyFix
+            hints.append(PROXY_HINT)
+        return tuple(hints)
 
     def is_valid(self, request: Request) -> bool:
         """:meth:`check`, logging a WARNING with the URLs checked when it fails."""
         verdict = self.check(request)
         if not verdict.valid:
-            log.warning("signature refused: %s; checked %s", verdict.reason, verdict.urls_for_log())
+            hint = "".join(f"; hint: {hint}" for hint in verdict.hints)
+            log.warning("signature refused: %s; checked %s%s", verdict.reason, verdict.urls_for_log(), hint)
         return verdict.valid
 
 

@@ -36,7 +36,8 @@ def receive() -> Response:
     verdict = services.signature.check(request)
     if not verdict.valid:
         # The URL checked holds no secret and is what a newcomer behind a proxy or ngrok needs to see.
-        _finish(services, "forged", logging.WARNING, reason=verdict.reason, url=verdict.urls_for_log())
+        hint = {"hint": "; ".join(verdict.hints)} if verdict.hints else {}  # what to set (bot.signature)
+        _finish(services, "forged", logging.WARNING, reason=verdict.reason, url=verdict.urls_for_log(), **hint)
         return _plain(403, "invalid X-Twilio-Signature")
     try:
         message = parse_inbound(request.form)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -113,3 +115,59 @@ def test_testing_mode_alone_switches_checks_off() -> None:
     app = create_app({"TESTING": True})
     wa = WhatsApp(app.test_client(), TOKEN)
     assert wa.post(wa.form("hi"), signature="").status == 200
+
+
+def logged(stream: io.StringIO, logger: str) -> list[dict[str, Any]]:
+    """The lines ``logger`` wrote since the last call, as production writes them (JSON, phones masked)."""
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    stream.truncate(0)
+    stream.seek(0)
+    return [line for line in lines if line["logger"] == logger]
+
+
+PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.com"}
+BOTH_HINTS = "set PUBLIC_BASE_URL to the https URL Twilio calls; behind a proxy or ngrok? set TRUSTED_PROXY_HOPS"
+
+
+def test_a_refusal_hints_at_public_base_url_and_at_a_proxy_no_hop_of_which_is_trusted(
+    backend: dict[str, Any], json_lines: io.StringIO
+) -> None:
+    app = create_app(app_config(**backend))  # WEBHOOK_HOSTS only, TRUSTED_PROXY_HOPS 0
+    wa = WhatsApp(app.test_client(), TOKEN, phone="+34600111222")
+    form = wa.form("hi")
+    signature = wa.validator.compute_signature("https://bot.example.com/webhook", form)
+    assert wa.post(form, signature=signature, base_url="http://bot.example.com", headers=PROXY).status == 403
+    (line,) = logged(json_lines, "bot.webhook")
+    assert (line["msg"], line["url"], line["hint"]) == (
+        "tap forged: wrong X-Twilio-Signature",
+        "http://bot.example.com/webhook",
+        BOTH_HINTS,
+    )
+    assert wa.post(wa.form("hi"), signature="forged", base_url="http://bot.example.com").status == 403
+    (line,) = logged(json_lines, "bot.webhook")
+    assert line["hint"] == "set PUBLIC_BASE_URL to the https URL Twilio calls"  # no proxy: only the first hint
+
+    status = app.test_client().post(
+        "/webhook/status?to=%2B34600111222&entry=1-0",
+        base_url="http://bot.example.com",
+        data={"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"},
+        headers={"X-Twilio-Signature": "forged", **PROXY},
+    )
+    assert status.status_code == 403
+    (line,) = logged(json_lines, "bot.signature")
+    assert line["msg"] == (
+        "signature refused: wrong X-Twilio-Signature; checked http://bot.example.com/webhook/status?to=+34*****222"
+        "&entry=1-0; hint: set PUBLIC_BASE_URL to the https URL Twilio calls"
+        "; hint: behind a proxy or ngrok? set TRUSTED_PROXY_HOPS"
+    )
+    assert "600111" not in json_lines.getvalue()
+
+
+def test_no_hint_when_the_urls_are_set_up_and_the_proxy_trusted(
+    backend: dict[str, Any], json_lines: io.StringIO
+) -> None:
+    app = create_app(app_config(PUBLIC_BASE_URL="https://bot.example.com", TRUSTED_PROXY_HOPS=1, **backend))
+    wa = WhatsApp(app.test_client(), TOKEN)
+    assert wa.post(wa.form("hi"), signature="forged", base_url="http://10.0.0.7", headers=PROXY).status == 403
+    (line,) = logged(json_lines, "bot.webhook")
+    assert line["msg"] == "tap forged: wrong X-Twilio-Signature" and "hint" not in line

@@ -2,10 +2,12 @@
 
 :class:`FakeTwilio` is a ``twilio.http.HttpClient`` that records each request, answers the
 few calls the bot makes (send a message, look a customer's messages up, list and create
-content templates, submit one for WhatsApp's approval and read that approval) the way Twilio
-does, and treats anything else (another URL, wrong credentials, an unknown form field) as a
-surprise that fails the test. The forms it takes and the JSON it answers come from
-:mod:`tests.twilio_rest`, shared with the HTTP stand-in.
+content templates, submit one for WhatsApp's approval and read that approval; and for ``flask
+doctor``: fetch the account, look a phone number up, fetch a Messaging Service and list its
+numbers) the way Twilio does, and treats anything else (another URL, wrong credentials unless a
+test says Twilio should refuse them, an unknown form field) as a surprise that fails the test.
+The forms it takes and the JSON it answers come from :mod:`tests.twilio_rest`, shared with the
+HTTP stand-in.
 """
 
 from __future__ import annotations
@@ -79,6 +81,15 @@ class FakeTwilio(HttpClient):
     before_send: Callable[[dict[str, Any]], None] | None = None
     #: the clock Twilio stamps ``date_created`` with (the test's, so lookups agree with it)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: answer wrong credentials with Twilio's 401 (20003) instead of failing the test as a surprise
+    refuse_credentials: bool = False
+    #: the account's status (``active``, ``suspended``, ``closed``)
+    account_status: str = "active"
+    #: the account's phone numbers: +E164 → the resource's settings (``sms_url``, ``sms_method``…)
+    phone_numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the account's Messaging Services: MG… → settings (``inbound_request_url``, ``status_callback``,
+    #: ``use_inbound_webhook_on_number``…) and ``phone_numbers`` (the +E164 numbers in it)
+    messaging_services: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -98,10 +109,20 @@ class FakeTwilio(HttpClient):
         record = Recorded(method, url, dict(params or {}), data, dict(headers or {}))
         self.requests.append(record)
         if auth != (ACCOUNT_SID, AUTH_TOKEN):
+            if self.refuse_credentials:
+                record.answer = response(rest.UNAUTHENTICATED)
+                return record.answer
             return self._surprise(f"{method} {url} with credentials {auth!r}")
         parts = urlsplit(url)
         base = f"{parts.scheme}://{parts.netloc}{parts.path}"
-        if method == "POST" and base == MESSAGES_URL:
+        query = {**parse_qs(parts.query), **record.params}
+        if method == "GET" and base == rest.ACCOUNT_URL and not query:
+            record.answer = response(rest.Answer(200, rest.account_resource(self.account_status)))
+        elif method == "GET" and base == rest.NUMBERS_URL:
+            record.answer = self._numbers_page(query)
+        elif method == "GET" and (service := _service_path(base)):
+            record.answer = self._service(*service, query)
+        elif method == "POST" and base == MESSAGES_URL:
             record.answer = self._message(dict(data or {}))
         elif method == "GET" and base == MESSAGES_URL:
             record.answer = self._message_page({**parse_qs(parts.query), **record.params})
@@ -205,6 +226,32 @@ class FakeTwilio(HttpClient):
             rest.Answer(200, rest.approval_resource(content_sid, self.contents[content_sid], submission, status))
         )
 
+    def _numbers_page(self, query: dict[str, Any]) -> Response:
+        """The account's phone numbers, filtered by ``PhoneNumber`` (the only filter the bot uses)."""
+        if set(query) - {"PhoneNumber", "PageSize"}:
+            return self._surprise(f"phone number list with {sorted(query)}")
+        wanted = _one(query, "PhoneNumber")
+        listed = [
+            rest.number_resource(rest.sid("PN", index + 1), phone, settings)
+            for index, (phone, settings) in enumerate(self.phone_numbers.items())
+            if not wanted or wanted in phone  # Twilio matches a part of the number
+        ]
+        size = int(_one(query, "PageSize") or 50)
+        return response(rest.Answer(200, rest.numbers_page(listed[:size], size)))
+
+    def _service(self, service_sid: str, numbers: bool, query: dict[str, Any]) -> Response:
+        """A Messaging Service (404 when the account has none by that SID), or its phone numbers."""
+        if set(query) - ({"PageSize"} if numbers else set()):
+            return self._surprise(f"messaging service request with {sorted(query)}")
+        settings = self.messaging_services.get(service_sid)
+        if settings is None:
+            return response(rest.error(404, 20404, f"The requested resource /Services/{service_sid} was not found"))
+        if numbers:
+            size = int(_one(query, "PageSize") or 50)
+            page = rest.service_numbers_page(service_sid, list(settings.get("phone_numbers", ())), size)
+            return response(rest.Answer(200, page))
+        return response(rest.Answer(200, rest.service_resource(service_sid, settings)))
+
     # --- for assertions --------------------------------------------------------------
     def sends(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.url == MESSAGES_URL]
@@ -220,6 +267,19 @@ def _approval_path(url: str) -> tuple[str, bool] | None:
         return None
     found = rest.APPROVAL_PATH.fullmatch(url.removeprefix(CONTENT_HOST))
     return (found[1], bool(found[2])) if found else None
+
+
+def _service_path(url: str) -> tuple[str, bool] | None:
+    """``(service sid, its phone numbers)`` for a Messaging Service URL, else None."""
+    if not url.startswith(rest.SERVICES_URL):
+        return None
+    found = rest.SERVICE_PATH.fullmatch(url.removeprefix("https://messaging.twilio.com"))
+    return (found[1], bool(found[2])) if found else None
+
+
+def _one(query: dict[str, Any], name: str) -> str:
+    value = query.get(name, "")
+    return str(value[0] if isinstance(value, list) else value)
 
 
 def response(answer: rest.Answer) -> Response:

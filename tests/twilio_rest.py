@@ -251,3 +251,116 @@ def approval_resource(
         "whatsapp": _whatsapp(content, submission or {}, state, reason),
         "url": f"https://content.twilio.com{CONTENT_PATH}/{content_sid}/ApprovalRequests",
     }
+
+
+# -- the account, its phone numbers and Messaging Services (what ``flask doctor`` reads) -------------
+ACCOUNT_URL = f"https://api.twilio.com/{API_VERSION}/Accounts/{ACCOUNT_SID}.json"
+NUMBERS_PATH = f"/{API_VERSION}/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json"
+NUMBERS_URL = f"https://api.twilio.com{NUMBERS_PATH}"
+SERVICES_URL = "https://messaging.twilio.com/v1/Services"
+#: ``/v1/Services/MG…`` (fetch a service) and ``/v1/Services/MG…/PhoneNumbers`` (list its numbers)
+SERVICE_PATH = re.compile(r"/v1/Services/(MG[0-9a-f]{32})(/PhoneNumbers)?")
+#: what Twilio answers for the wrong credentials
+UNAUTHENTICATED = error(401, 20003, "Authenticate")
+
+
+def account_resource(status: str = "active", friendly_name: str = "Test Salon's account") -> dict[str, Any]:
+    """``GET /2010-04-01/Accounts/AC….json``."""
+    return {
+        "sid": ACCOUNT_SID,
+        "owner_account_sid": ACCOUNT_SID,
+        "friendly_name": friendly_name,
+        "status": status,
+        "type": "Full",
+        "date_created": "Wed, 01 Jan 2025 10:00:00 +0000",
+        "date_updated": "Wed, 01 Jan 2025 10:00:00 +0000",
+        "uri": f"/{API_VERSION}/Accounts/{ACCOUNT_SID}.json",
+        "subresource_uris": {"incoming_phone_numbers": NUMBERS_PATH},
+    }
+
+
+def number_resource(number_sid: str, phone: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """An IncomingPhoneNumber; ``settings`` (``sms_url``, ``sms_method``…) over the defaults."""
+    return {
+        "sid": number_sid,
+        "account_sid": ACCOUNT_SID,
+        "api_version": API_VERSION,
+        "phone_number": phone,
+        "friendly_name": phone,
+        "capabilities": {"voice": True, "sms": True, "mms": False, "fax": False},
+        "sms_url": "",
+        "sms_method": "POST",
+        "sms_fallback_url": "",
+        "sms_fallback_method": "POST",
+        "sms_application_sid": "",
+        "status_callback": "",
+        "status": "in-use",
+        "uri": f"/{API_VERSION}/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers/{number_sid}.json",
+        **settings,
+    }
+
+
+def numbers_page(numbers: list[dict[str, Any]], page_size: int) -> dict[str, Any]:
+    """One (the only) page of ``GET …/IncomingPhoneNumbers.json``, in the 2010 API's paging shape."""
+    return {
+        "incoming_phone_numbers": numbers,
+        "start": 0,
+        "end": max(0, len(numbers) - 1),
+        "page": 0,
+        "page_size": page_size,
+        "first_page_uri": f"{NUMBERS_PATH}?PageSize={page_size}&Page=0",
+        "next_page_uri": None,
+        "previous_page_uri": None,
+        "uri": f"{NUMBERS_PATH}?PageSize={page_size}&Page=0",
+    }
+
+
+def service_resource(service_sid: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A Messaging Service; ``settings`` (``inbound_request_url``, ``status_callback``,
+    ``use_inbound_webhook_on_number``…) over the defaults (``phone_numbers`` left out)."""
+    url = f"{SERVICES_URL}/{service_sid}"
+    return {
+        "sid": service_sid,
+        "account_sid": ACCOUNT_SID,
+        "friendly_name": "Test Salon",
+        "inbound_request_url": None,
+        "inbound_method": "POST",
+        "fallback_url": None,
+        "fallback_method": "POST",
+        "status_callback": None,
+        "sticky_sender": True,
+        "use_inbound_webhook_on_number": False,
+        "usecase": "notifications",
+        "date_created": "2025-01-01T10:00:00Z",
+        "date_updated": "2025-01-01T10:00:00Z",
+        "url": url,
+        "links": {"phone_numbers": f"{url}/PhoneNumbers"},
+        **{key: value for key, value in settings.items() if key != "phone_numbers"},
+    }
+
+
+def service_numbers_page(service_sid: str, phones: list[str], page_size: int) -> dict[str, Any]:
+    """One (the only) page of ``GET /v1/Services/MG…/PhoneNumbers``."""
+    url = f"{SERVICES_URL}/{service_sid}/PhoneNumbers"
+    listed = [
+        {
+            "sid": sid("PN", index + 1),
+            "account_sid": ACCOUNT_SID,
+            "service_sid": service_sid,
+            "phone_number": phone,
+            "country_code": "ES",
+            "capabilities": ["SMS"],
+            "url": f"{url}/{sid('PN', index + 1)}",
+        }
+        for index, phone in enumerate(phones)
+    ]
+    meta = {
+        "page": 0,
+        "page_size": page_size,
+        "first_page_url": f"{url}?PageSize={page_size}&Page=0",
+        "previous_page_url": None,
+        "next_page_url": None,
+        "url": f"{url}?PageSize={page_size}&Page=0",
+        "key": "phone_numbers",
+    }
+    return {"phone_numbers": listed, "meta": meta}

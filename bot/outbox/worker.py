@@ -35,6 +35,9 @@ may still be waiting for Twilio's answer); an older one is uncertain and settled
 status callback that proves an in-flight attempt also drops the customer's lease and makes them
 due now, so a dead worker's lease does not keep them waiting.
 
+**Alive.** Every few seconds the loop writes the worker's heartbeat (:mod:`bot.outbox.heartbeat`),
+which ``flask doctor`` reads; a clean stop removes it.
+
 **The duplicate that remains**: Twilio creates the message more than :data:`LOOKUP_UNANSWERED`
 after our request left (a request hung inside Twilio), or its Messages list does not show a
 message it created by the time we look. Nothing is ever dropped.
@@ -44,8 +47,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -69,6 +74,8 @@ from ..logs import mask_phone
 from ..services import get_services
 from ..stats import Stats
 from . import Head, Outbox, epoch_ms, in_window
+from . import heartbeat as heartbeat_
+from .heartbeat import Heartbeats
 from .reminders import Reminders
 
 log = logging.getLogger(__name__)
@@ -131,6 +138,7 @@ class Worker:
         housekeeping: Callable[[], None] | None = None,
         reminders: dict[str, Reminders] | None = None,
         approvals: ApprovalCheck | None = None,
+        heartbeats: Heartbeats | None = None,
     ) -> None:
         self.outboxes = outboxes
         self.by_business = {outbox.business: outbox for outbox in outboxes}
@@ -149,6 +157,8 @@ class Worker:
         self.reminders = reminders or {}
         #: WhatsApp's approval of each template (what may go outside the 24-hour window)
         self.approvals = approvals
+        #: where :meth:`run` says every few seconds that this worker is alive (``flask doctor`` reads it)
+        self.heartbeats = heartbeats
         self.name = uuid.uuid4().hex
         self._last_sweep: datetime | None = None
         self._wake = threading.Event()
@@ -423,6 +433,12 @@ class Worker:
         return f"{self.status_callback}?{query}"
 
     # --- the process's loop ------------------------------------------------------------
+    def beat(self) -> None:
+        """Write this worker's heartbeat now (:meth:`run` does every few seconds)."""
+        if self.heartbeats is not None:
+            info = {"host": socket.gethostname(), "pid": os.getpid(), "businesses": sorted(self.by_business)}
+            self.heartbeats.beat(self.name, info)
+
     def wake(self) -> None:
         """Make the loop look for due messages now (a bell, a send finished, a stop)."""
         self._wake.set()
@@ -439,6 +455,7 @@ class Worker:
         claimed_busy: dict[tuple[str, str], int] = {}
         lock = threading.Lock()
         flushed = time.monotonic()
+        beaten: float | None = None
 
         def done(key: tuple[str, str], outbox: Outbox) -> Callable[[Future[int]], None]:
             def finished(future: Future[int]) -> None:
@@ -466,6 +483,9 @@ class Worker:
                 self._wake.clear()
                 wait = idle
                 try:
+                    if beaten is None or time.monotonic() - beaten >= heartbeat_.EVERY:
+                        beaten = time.monotonic()
+                        self.beat()
                     self._sweep_if_due()
                     for outbox in self.outboxes:
                         with lock:
@@ -499,8 +519,10 @@ class Worker:
             self._wake.set()
         try:
             self.flush_counts()
+            if self.heartbeats is not None:
+                self.heartbeats.stop(self.name)
         except redis.RedisError as exc:
-            log.warning("outbox worker: counts not saved: %s: %s", type(exc).__name__, exc)
+            log.warning("outbox worker: counts or heartbeat not saved: %s: %s", type(exc).__name__, exc)
         if listener.is_alive():
             listener.join(timeout=5)  # it hears the stop within a second
         log.info("outbox worker %s stopped", self.name[:8])
@@ -570,6 +592,7 @@ def build_worker(**kwargs: Any) -> Worker:
     kwargs.setdefault("listen", listen)
     kwargs.setdefault("housekeeping", housekeeping)
     kwargs.setdefault("approvals", services.approvals)
+    kwargs.setdefault("heartbeats", Heartbeats(client, services.shared_keys.worker_heartbeats))
     kwargs.setdefault(
         "reminders",
         {
@@ -593,7 +616,9 @@ def _required(client: Any) -> Any:
 @with_appcontext
 @shared_store
 def worker_command(idle: float, pool: int) -> None:
-    """Send the outbox (Content API messages) through Twilio until SIGTERM or Ctrl-C."""
+    """Send the outbox (Content API messages) through Twilio until SIGTERM or Ctrl-C.
+
+    Every few seconds the worker writes a heartbeat (``flask doctor`` checks that one is alive)."""
     worker = build_worker(pool=pool)
     worker.sender.warm()
     if worker.status_callback is None:
