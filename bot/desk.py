@@ -61,6 +61,8 @@ class Card:
     span: int = 1
     markable: bool = False
     changeable: bool = False
+    #: side by side with the bookings it overlaps: its lane of the day's column
+    lane: int = 0
 
     @property
     def wa_me(self) -> str:
@@ -75,6 +77,7 @@ class Held:
     end: datetime
     row: int
     span: int
+    lane: int = 0
 
 
 @dataclass
@@ -86,6 +89,23 @@ class Column:
     slots: list[Slot]
     cards: list[Card] = field(default_factory=list)
     holds: list[Held] = field(default_factory=list)
+    #: how many lanes overlapping bookings and holds need side by side
+    lanes: int = 1
+
+    def arrange(self) -> None:
+        """Give each booking and hold the first lane free at its start (interval partitioning)."""
+        items: list[Card | Held] = sorted([*self.cards, *self.holds], key=lambda item: (item.row, -item.span))
+        ends: list[int] = []
+        placed: list[Card | Held] = []
+        for item in items:
+            lane = next((n for n, end in enumerate(ends) if end <= item.row), len(ends))
+            if lane == len(ends):
+                ends.append(0)
+            ends[lane] = item.row + item.span
+            placed.append(replace(item, lane=lane))
+        self.cards = sorted((i for i in placed if isinstance(i, Card)), key=lambda c: (c.start, c.ref))
+        self.holds = [i for i in placed if isinstance(i, Held)]
+        self.lanes = max(1, len(ends))
 
 
 def _label(booking: Booking, attendance: str) -> str:
@@ -101,14 +121,14 @@ def _label(booking: Booking, attendance: str) -> str:
 
 
 def _grid(shop: Tenant, day: date, slot: timedelta) -> list[Slot]:
-    """The rows of ``day``: every ``slot_minutes`` from the earliest opening to the latest closing
-    (a closed day: 09:00–18:00, all closed), each marked open or not."""
+    """The rows of ``day``: every ``slot_minutes`` from an hour before its first opening to an hour
+    after its last closing (a closed day: 09:00–18:00, all closed), each marked open or not."""
     business = shop.business
     tz = business.timezone
     ranges = business.hours.get(day.weekday(), ())
     closed = day in business.closed or not ranges
-    first = min((r.start for r in ranges), default=9 * 60)
-    last = max((r.end for r in ranges), default=18 * 60)
+    first = max(0, min((r.start for r in ranges), default=9 * 60) - 60)
+    last = min(24 * 60, max((r.end for r in ranges), default=18 * 60) + 60)
     midnight = datetime.combine(day, datetime.min.time(), tz)
     rows = []
     minute = first - first % (business.slot_minutes or 30)
@@ -179,6 +199,8 @@ def diary(services: Services, shop: Tenant, first: date, days: int) -> list[Colu
                     a, b = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
                     row, span = _place(column.slots, a, b)
                     column.holds.append(Held(a, b, row, span))
+    for column in columns:
+        column.arrange()
     return columns
 
 
