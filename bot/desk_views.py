@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from . import desk
 from .admin import _cancels, _shop, bp
 from .agenda import today
+from .figures import bar_chart, figures, rate_text
 from .services import get_services
 
 VIEWS = {"day": 1, "week": 7}
@@ -48,6 +49,9 @@ def diary() -> ResponseReturnValue:
         services=[(s.id, s.name(shop.default_language)) for s in shop.catalog.services],
         token=lambda ref: signer.dumps(ref),
         notices=get_flashed_messages(),
+        numbers=figures(shop, services.clock()),
+        bar_chart=bar_chart,
+        rate_text=rate_text,
     )
 
 

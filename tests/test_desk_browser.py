@@ -107,6 +107,9 @@ def test_the_owner_runs_the_day_from_the_diary(
     assert notice(page) == f"Booking {moved} marked no-show."
     assert page.locator(f"#b-{moved} .status").first.inner_text() == "no-show"
     assert db.hget(f"tapbook:{{test}}:booking:{moved}", "attendance") == "no_show"
+    numbers = page.locator(".numbers")
+    assert "No-show rate: 100 % (1 of 1 marked)" in " ".join(numbers.inner_text().split())
+    assert numbers.locator("svg[role=img]").get_attribute("aria-label")  # the chart, named for screen readers
 
     # search by name, then log out
     page.get_by_role("link", name="Search").click()
