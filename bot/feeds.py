@@ -28,6 +28,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import redis
 from flask import Blueprint, Flask, Response
 from icalendar import Calendar, Event, Timezone
 from icalendar.enums import STATUS, TRANSP
@@ -224,6 +225,13 @@ def calendar(services: Services, shop: Tenant) -> Calendar:
 # -- the URL -----------------------------------------------------------------------------------
 def _not_found() -> Response:
     return Response("Not found\n", 404, mimetype="text/plain", headers={"Cache-Control": "no-store"})
+
+
+@bp.errorhandler(redis.RedisError)
+def redis_down(exc: redis.RedisError) -> Response:
+    log.warning("calendar feed: redis error: %s: %s", type(exc).__name__, exc)
+    headers = {"Cache-Control": "no-store", "Retry-After": "60"}
+    return Response("The booking store cannot be reached right now.\n", 503, mimetype="text/plain", headers=headers)
 
 
 @bp.get("/calendar/<token>.ics")

@@ -187,6 +187,15 @@ def test_without_public_base_url_the_url_is_a_path(redis_server: RedisServer, db
     get_services(app).redis.close()
 
 
+def test_a_redis_outage_answers_503_for_the_app_to_come_back(own_redis_server: RedisServer) -> None:
+    app = create_app(app_config(REDIS_URL=own_redis_server.url))
+    path = feed_url(get_services(app), get_services(app).business())
+    own_redis_server.stop()
+    response = app.test_client().get(path)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+    assert response.mimetype == "text/plain"
+
+
 # -- many businesses --------------------------------------------------------------------------------
 def test_each_business_feed_holds_only_its_own_bookings(redis_server: RedisServer, db: redis.Redis) -> None:
     app = create_app(app_config(REDIS_URL=redis_server.url, CATALOG=two()))
