@@ -103,6 +103,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     owner = plain.test_client()
     assert owner.get("/admin", auth=("owner", "a-wrong-password")).status_code == 401  # counted by the limiter
     assert owner.get("/admin", auth=("owner", OWNER_PASSWORD)).status_code == 200
+    assert plain.test_cli_runner().invoke(args=["calendar", "url"]).exit_code == 0  # the owner's calendar feed
 
     bea = ContentCustomer(content, fake, synced_worker(content), phone="+34600333444")
     bea.pick(bea.send("hi"), "Book")
