@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from . import desk
 from .admin import _cancels, _shop, bp
 from .agenda import today
+from .feeds import feed_url, rotate_feed_token
 from .figures import bar_chart, figures, rate_text
 from .services import get_services
 
@@ -50,9 +51,15 @@ def diary() -> ResponseReturnValue:
         token=lambda ref: signer.dumps(ref),
         notices=get_flashed_messages(),
         numbers=figures(shop, services.clock()),
+        feed=_absolute(feed_url(services, shop)),
         bar_chart=bar_chart,
         rate_text=rate_text,
     )
+
+
+def _absolute(url: str) -> str:
+    """A path made a full URL on this host (without PUBLIC_BASE_URL the feed's URL is a path)."""
+    return request.host_url.rstrip("/") + url if url.startswith("/") else url
 
 
 def _back(day: date | None = None) -> ResponseReturnValue:
@@ -89,6 +96,14 @@ def mark() -> ResponseReturnValue:
     services, shop = get_services(), _shop()
     done = desk.mark(services, shop, request.form.get("ref", "").strip().upper(), request.form.get("attendance", ""))
     flash(done.message)
+    return _back()
+
+
+@bp.post("/feed/rotate")
+def rotate_feed() -> ResponseReturnValue:
+    services, shop = get_services(), _shop()
+    rotate_feed_token(services, shop)
+    flash("The calendar feed has a new address: the old one no longer works. Subscribe again with the new one.")
     return _back()
 
 

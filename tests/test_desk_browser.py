@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from icalendar import Calendar
 
 from bot import create_app, get_services
 
@@ -31,6 +32,14 @@ DESKTOP = {"width": 1280, "height": 900}
 def live(redis_server: RedisServer, clock: Clock) -> Iterator[tuple[Flask, str]]:
     redis.Redis.from_url(redis_server.url).flushdb()
     yield from serve(create_app(app_config(REDIS_URL=redis_server.url, ADMIN_PASSWORD=PASSWORD, CLOCK=clock)))
+
+
+def notice_ref(db: Any, name: str) -> str:
+    """The reference of the booking made for ``name``."""
+    for ref in db.zrange("tapbook:{test}:bookings", 0, -1):
+        if db.hget(f"tapbook:{{test}}:booking:{ref}", "name") == name:
+            return str(ref)
+    raise AssertionError(f"no booking for {name}")
 
 
 def notice(page: Any) -> str:
@@ -54,6 +63,7 @@ def test_the_owner_runs_the_day_from_the_diary(
     app, base = live
     ana = WhatsApp(app.test_client(), TOKEN, phone="+34600111222", name="Ana")
     ref = book(ana, at="12:00")  # Wed 14 Jan, today
+    db = get_services(app).redis
     context, page = logged_in(browser, base, viewport=screen)
     assert page.locator("h1").inner_text() == "Test Salon: day of Wed 14 Jan"
     assert page.locator(".card").count() == 1 and "Ana" in page.locator(".card").inner_text()
@@ -90,13 +100,32 @@ def test_the_owner_runs_the_day_from_the_diary(
     page.get_by_role("button", name="Book", exact=True).click()
     assert notice(page) == "11:00 on 2026-01-15 is not free for Haircut."  # never sold twice
 
+    # the calendar feed: subscribed, a cancel shows as cancelled, a new address retires the old one
+    url = page.get_by_label("Feed address").input_value()
+    feed = Calendar.from_ical(context.request.get(url).body())
+    walk_in_ref = notice_ref(db, "Walk In")
+    (event,) = [e for e in feed.walk("VEVENT") if str(e["UID"]).startswith(walk_in_ref)]
+    assert str(event["STATUS"]) == "CONFIRMED" and feed.walk("VTIMEZONE")
+    page.goto(base + "/admin/diary?day=2026-01-15")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Cancel {walk_in_ref}").click()
+    page.wait_for_url("**/admin**")
+    again = Calendar.from_ical(context.request.get(url).body())
+    (cancelled,) = [e for e in again.walk("VEVENT") if str(e["UID"]).startswith(walk_in_ref)]
+    assert str(cancelled["STATUS"]) == "CANCELLED" and int(cancelled["SEQUENCE"]) > int(event["SEQUENCE"])
+    page.goto(base + "/admin/diary")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="New address").click()
+    assert notice(page).startswith("The calendar feed has a new address")
+    new_url = page.get_by_label("Feed address").input_value()
+    assert new_url != url and context.request.get(url).status == 404 and context.request.get(new_url).status == 200
+
     # Ana's booking moved to Thursday 10:00
     page.goto(base + "/admin/diary")
     page.locator(f"#move-time-{ref}").fill("10:00")
     page.locator(f"#move-day-{ref}").fill("2026-01-15")
     page.get_by_role("button", name=f"Move {ref}").click()
     assert notice(page).startswith(f"Moved {ref} to 2026-01-15 10:00")
-    db = get_services(app).redis
     assert db.hget(f"tapbook:{{test}}:booking:{ref}", "status") == "rescheduled"
 
     # an hour after Thursday 10:00, the owner marks Ana a no-show
