@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from .agenda import between, day_start, opted_out
+from .blocks import blocks
 from .booking.catalog import Service
 from .booking.formats import day_label, time_label
 from .booking.records import Booking, booking_ref, epoch
@@ -80,6 +81,18 @@ class Held:
     lane: int = 0
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """Time off on the grid (:mod:`bot.blocks`)."""
+
+    id: str
+    reason: str
+    times: str
+    row: int
+    span: int
+    lane: int = 0
+
+
 @dataclass
 class Column:
     """One day of the grid."""
@@ -89,14 +102,17 @@ class Column:
     slots: list[Slot]
     cards: list[Card] = field(default_factory=list)
     holds: list[Held] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
     #: how many lanes overlapping bookings and holds need side by side
     lanes: int = 1
 
     def arrange(self) -> None:
         """Give each booking and hold the first lane free at its start (interval partitioning)."""
-        items: list[Card | Held] = sorted([*self.cards, *self.holds], key=lambda item: (item.row, -item.span))
+        items: list[Card | Held | Blocked] = sorted(
+            [*self.cards, *self.holds, *self.blocked], key=lambda item: (item.row, -item.span)
+        )
         ends: list[int] = []
-        placed: list[Card | Held] = []
+        placed: list[Card | Held | Blocked] = []
         for item in items:
             lane = next((n for n, end in enumerate(ends) if end <= item.row), len(ends))
             if lane == len(ends):
@@ -105,6 +121,7 @@ class Column:
             placed.append(replace(item, lane=lane))
         self.cards = sorted((i for i in placed if isinstance(i, Card)), key=lambda c: (c.start, c.ref))
         self.holds = [i for i in placed if isinstance(i, Held)]
+        self.blocked = [i for i in placed if isinstance(i, Blocked)]
         self.lanes = max(1, len(ends))
 
 
@@ -199,6 +216,14 @@ def diary(services: Services, shop: Tenant, first: date, days: int) -> list[Colu
                     a, b = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
                     row, span = _place(column.slots, a, b)
                     column.holds.append(Held(a, b, row, span))
+    for block in blocks(services, shop):
+        for column in columns:
+            midnight = datetime.combine(column.day, datetime.min.time(), business.timezone).astimezone(UTC)
+            a, b = max(block.start, midnight), min(block.end, midnight + timedelta(days=1))
+            if a < b and column.slots:
+                row, span = _place(column.slots, a, b)
+                times = f"{time_label(a, business.timezone, t)}–{time_label(b, business.timezone, t)}"
+                column.blocked.append(Blocked(block.id, block.reason, times, row, span))
     for column in columns:
         column.arrange()
     return columns
@@ -213,7 +238,8 @@ def _attendance(services: Services, shop: Tenant, refs: list[str]) -> dict[str, 
     return {ref: value for ref, value in zip(refs, pipe.execute(), strict=True) if value}
 
 
-def _start(shop: Tenant, day: date, hhmm: str) -> datetime | None:
+def start_of(shop: Tenant, day: date, hhmm: str) -> datetime | None:
+    """``HH:MM`` on local ``day`` as an instant (None for anything else)."""
     try:
         hours, minutes = (int(part) for part in hhmm.split(":"))
         return (
@@ -247,7 +273,7 @@ class Done:
 def walk_in(services: Services, shop: Tenant, service_id: str, day: date, hhmm: str, name: str, phone: str) -> Done:
     """Book a walk-in or a phone call through the booking script (the bot cannot sell it again)."""
     service = shop.catalog.service(service_id)
-    start = _start(shop, day, hhmm)
+    start = start_of(shop, day, hhmm)
     if service is None or start is None:
         return Done(False, "Pick a service and a time.")
     if start not in free_times(services, shop, service, day):
@@ -281,7 +307,7 @@ def move(services: Services, shop: Tenant, ref: str, day: date, hhmm: str) -> Do
         return Done(False, f"There is no booking {ref}.")
     booking = Booking.from_hash(data)
     service = shop.catalog.service(booking.service_id)
-    start = _start(shop, day, hhmm)
+    start = start_of(shop, day, hhmm)
     if service is None or start is None or booking.status != "confirmed":
         return Done(False, f"Booking {ref} cannot be moved ({booking.status}).")
     resource = resource_of(booking, service)

@@ -12,6 +12,8 @@ from flask.typing import ResponseReturnValue
 from . import desk
 from .admin import _cancels, _shop, bp
 from .agenda import today
+from .blocks import add_block, remove_block
+from .desk import start_of as desk_start
 from .feeds import feed_url, rotate_feed_token
 from .figures import bar_chart, figures, rate_text
 from .services import get_services
@@ -96,6 +98,34 @@ def mark() -> ResponseReturnValue:
     services, shop = get_services(), _shop()
     done = desk.mark(services, shop, request.form.get("ref", "").strip().upper(), request.form.get("attendance", ""))
     flash(done.message)
+    return _back()
+
+
+@bp.post("/block")
+def block() -> ResponseReturnValue:
+    services, shop = get_services(), _shop()
+    day = _day(request.form.get("day"), today(services, shop))
+    start = desk_start(shop, day, request.form.get("from", ""))
+    end = desk_start(shop, day, request.form.get("to", ""))
+    if start is None or end is None or end <= start:
+        flash("Give the time off as a start and a later end, e.g. 14:00 and 16:00.")
+        return _back(day)
+    added, covered = add_block(services, shop, start, end, request.form.get("reason", ""))
+    message = (
+        f"Blocked {day.isoformat()} {request.form.get('from')}–{request.form.get('to')}: the bot offers none of it."
+    )
+    if covered:
+        refs = ", ".join(b.ref for b in covered)
+        message += f" Bookings already in that time stay booked: {refs} (cancel or move them if need be)."
+    flash(message)
+    return _back(day)
+
+
+@bp.post("/unblock")
+def unblock() -> ResponseReturnValue:
+    services, shop = get_services(), _shop()
+    removed = remove_block(services, shop, request.form.get("block", ""))
+    flash("The time off is removed: those times are offered again." if removed else "There is no such time off.")
     return _back()
 
 

@@ -87,6 +87,10 @@ class BusinessKeys:
         return f"{self.base}:due"
 
     @property
+    def blocks(self) -> str:
+        return f"{self.base}:blocks"
+
+    @property
     def reminders(self) -> str:
         return f"{self.base}:reminders"
 
@@ -306,7 +310,8 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "hash",
         "none (holds lapse by their own expiry)",
         "hold token → `start,end,expires_ms`; `=start,end` → `start,end,0,n`: the `n` bookings of that "
-        "interval (epoch seconds, buffers included); `REF` → `start,end,0` (bookings of early releases)",
+        "interval (epoch seconds, buffers included); `REF` → `start,end,0` (bookings of early releases); "
+        "`block:<id>` → `start,end,0,1000000`: time off (see `blocks`)",
     ),
     KeyDoc(
         f"{_B}:booking:<REF>",
@@ -333,6 +338,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "replies to a preview phone of `/try` (field `m`, as an outbox entry), read and deleted by the page",
     ),
     KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
+    KeyDoc(
+        f"{_B}:blocks",
+        "hash",
+        "never (until the owner removes the block)",
+        "block id → JSON `{start, end, reason, places}`: time off the owner added; its entries "
+        "`block:<id>` → `start,end,0,1000000` in the occupancy hashes of every resource (`places`)",
+    ),
     KeyDoc(
         f"{_B}:reminders",
         "zset",

@@ -140,6 +140,21 @@ def test_the_owner_runs_the_day_from_the_diary(
     assert "No-show rate: 100 % (1 of 1 marked)" in " ".join(numbers.inner_text().split())
     assert numbers.locator("svg[role=img]").get_attribute("aria-label")  # the chart, named for screen readers
 
+    # time off on Saturday afternoon... the salon's Saturday is 09:00-13:00: block 09:00-10:00
+    page.goto(base + "/admin/diary?day=2026-01-17")
+    page.get_by_label("Day off or hours off on").fill("2026-01-17")
+    page.get_by_label("From", exact=True).fill("09:00")
+    page.get_by_label("To", exact=True).fill("10:00")
+    page.get_by_label("Why (for you)").fill("training")
+    page.get_by_role("button", name="Block this time").click()
+    assert notice(page).startswith("Blocked 2026-01-17 09:00–10:00: the bot offers none of it.")
+    assert page.locator(".blocked").inner_text() == "time off 09:00–10:00: training"
+    cy = WhatsApp(app.test_client(), TOKEN, phone="+34633000000", name="Cy")
+    saturday = cy.choose(cy.choose(cy.choose(cy.send("menu"), "Book"), "Haircut"), "Sat 17 Jan")
+    assert "09:00" not in saturday.options and "09:30" not in saturday.options and "10:00" in saturday.options
+    page.get_by_role("button", name="Remove the time off of Sat 17 Jan 09:00–10:00").click()
+    assert notice(page) == "The time off is removed: those times are offered again."
+
     # search by name, then log out
     page.get_by_role("link", name="Search").click()
     page.get_by_label("Reference, name or phone").fill("walk")
