@@ -31,6 +31,8 @@ accesslog = "-"
 # gunicorn's default line, but the path without its query string: the status callbacks the outbox
 # worker asks Twilio for name the customer (?to=%2B34600111222), and no log may carry a phone number.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+# and a calendar feed's secret token (its URL is the only key to it) never reaches the log either
+logger_class = "bot.gunicorn_log.Logger"
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, bodies, cli, health, logs, metrics, preview, webhook
+from . import admin, bodies, cli, feeds, health, logs, metrics, preview, webhook
 from .channels.cli import templates
 from .config import Settings, check_consistency, layered_config
 from .i18n import Catalogs
@@ -67,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     admin.init_app(app)
     preview.init_app(app)
+    feeds.init_app(app)
     cli.init_app(app)
     app.cli.add_command(templates)
     app.cli.add_command(worker_command)

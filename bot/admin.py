@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from datetime import timedelta
 
 import redis
 from flask import (
@@ -32,15 +33,20 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired
 
 from . import logins
 from .agenda import (
@@ -58,6 +64,8 @@ from .tenants import Tenant
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger(__name__)
+#: Flask-WTF's CSRF protection, for the owner's forms
+csrf = CSRFProtect()
 
 #: How long a rendered cancel button stays valid.
 TOKEN_MAX_AGE = 12 * 3600
@@ -76,12 +84,15 @@ def _shop() -> Tenant:
 
 
 def shop_tried() -> str | None:
-    """The business a login is for: the only one, or the user name when it is a business's id."""
+    """The business a login is for: the only one, or the user name (or the form's business id) when
+    it is a business's id."""
     directory = get_services().directory
     if directory.only is not None:
         return directory.only.id
     auth = request.authorization
     name = (auth.username or "").strip().lower() if auth is not None and auth.type == "basic" else ""
+    if not name and request.method == "POST":
+        name = str(request.form.get("business", "")).strip().lower()
     return name if directory.get(name) is not None else None
 
 
@@ -122,20 +133,87 @@ def _page_is_on() -> bool:
     return any(_secret(shop) for shop in get_services().directory)
 
 
+#: the views anyone may reach (the login form itself)
+OPEN_VIEWS = ("admin.login",)
+#: how long a login lasts
+SESSION_HOURS = 12
+
+
+def session_shop() -> Tenant | None:
+    """The business whose owner logged in with the form, this session (None: nobody)."""
+    owner = session.get("owner")
+    shop = get_services().directory.get(str(owner)) if owner else None
+    if shop is None or not _secret(shop) or session.get("key") != _fingerprint(shop):
+        return None
+    return shop
+
+
+def _fingerprint(shop: Tenant) -> str:
+    """Changes when the business's password does: a password change logs everyone out."""
+    key = current_app.secret_key or ""
+    key_bytes = key.encode() if isinstance(key, str) else key
+    return hmac.new(key_bytes, _secret(shop).encode(), "sha256").hexdigest()[:16]
+
+
 @bp.before_request
-def require_login() -> Response | None:
+def require_login() -> ResponseReturnValue | None:
     if not _page_is_on():
         return _plain(404, "The admin page is off: set ADMIN_PASSWORD to turn it on.")
+    if request.method == "POST" and request.endpoint != "admin.cancel":  # cancel carries its own signed token
+        csrf.protect()  # every form of the owner's pages: a cross-site POST is refused (400)
+    if request.endpoint in OPEN_VIEWS:
+        return None
+    shop = session_shop()
     auth = request.authorization
     basic = auth is not None and auth.type == "basic"
-    shop = owner_login(auth.username or "", auth.password or "") if basic and auth else None
-    if shop is None:
-        if basic:  # credentials that did not match: a guess (no credentials at all is a browser asking)
+    if shop is None and basic and auth:  # scripts and older bookmarks: HTTP basic, as before the form
+        shop = owner_login(auth.username or "", auth.password or "")
+        if shop is None:  # credentials that did not match: a guess
             logins.failed(shop_tried())
+    if shop is None:
+        if not basic and request.method == "GET" and request.accept_mimetypes.accept_html:
+            return redirect(url_for("admin.login", next=request.full_path.rstrip("?")), 303)
         who = "the admin password" if get_services().directory.only else "your business id and its admin password"
         return _plain(401, f"Log in with {who}.", **{"WWW-Authenticate": REALM})
     g.admin_shop = shop
     return None
+
+
+class LoginForm(FlaskForm):
+    """The owner's login: which business (when there are several) and its password."""
+
+    business = StringField("Business id")
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    form = LoginForm()
+    directory = get_services().directory
+    several = directory.only is None
+    problem = ""
+    if form.validate_on_submit():
+        shop = owner_login(form.business.data or "", form.password.data or "")
+        if shop is not None:
+            session.clear()
+            session.permanent = True
+            session["owner"], session["key"] = shop.id, _fingerprint(shop)
+            log.info("admin: %s: owner logged in from %s", shop.id, logins.masked_address())
+            target = request.args.get("next", "")
+            safe = target.startswith("/admin") and not target.startswith("//")
+            return redirect(target if safe else url_for("admin.diary"), 303)
+        logins.failed(shop_tried())
+        problem = "That password is not right." if not several else "That business id and password do not match."
+    elif request.method == "POST":
+        problem = "Enter the password."
+    status = 401 if problem else 200
+    return render_template("admin/login.html", form=form, several=several, problem=problem), status
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    return redirect(url_for("admin.login"), 303)
 
 
 @bp.after_request
@@ -190,6 +268,12 @@ def too_many_failed_logins(exc: RateLimitExceeded) -> Response:
     return _plain(429, f"Too many failed logins: try again in {wait} seconds.", **{"Retry-After": str(wait)})
 
 
+@bp.errorhandler(CSRFError)
+def cross_site(exc: CSRFError) -> Response:
+    log.warning("admin: a form without a valid CSRF token was refused: %s", exc.description)
+    return _plain(400, "This form is out of date or was not sent from this site: reload the page and try again.")
+
+
 @bp.errorhandler(redis.RedisError)
 def redis_down(exc: redis.RedisError) -> Response:
     log.warning("admin: redis error: %s: %s", type(exc).__name__, exc)
@@ -206,7 +290,7 @@ class _SessionCookie(SecureCookieSessionInterface):
     ``Secure`` whenever the request came over HTTPS (behind a proxy: with ``TRUSTED_PROXY_HOPS``)."""
 
     def get_cookie_path(self, app: Flask) -> str:
-        return request.script_root + (bp.url_prefix or "")
+        return request.script_root + "/"  # /admin, and /try for the logged-in owner
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
@@ -221,7 +305,16 @@ def init_app(app: Flask) -> None:
             "SECRET_KEY is not set: /admin's tokens and cookie are signed with a random key until this process stops"
         )
     app.config.update(SESSION_COOKIE_NAME="tapbook_admin", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.config.update(
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked for the owner's pages only (the webhook is Twilio's)
+        WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
+        WTF_CSRF_SSL_STRICT=False,  # the Referer is not sent (Referrer-Policy: no-referrer); the token suffices
+    )
     app.session_interface = _SessionCookie()
+    csrf.init_app(app)
+    from . import desk_views  # noqa: F401  (its routes join this blueprint)
+
     app.register_blueprint(bp)
     app.extensions[LIMITER] = logins.limit_failed_logins(
         app,

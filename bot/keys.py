@@ -4,8 +4,8 @@ All keys of one business carry its hash tag ``{<business>}``, so everything a ta
 customer's session, the message record, holds, bookings, indexes, the outbox) sits in one Redis
 Cluster slot and one script can change it atomically. One business is then served by one master;
 many businesses spread over a cluster. The few keys shared by all businesses are only ever
-touched by single-key commands: the content template SIDs and approvals, the worker's totals and
-the workers' heartbeats.
+touched by single-key commands: the content template SIDs and approvals, the worker's totals,
+the workers' heartbeats and the calendar feeds' tokens.
 The counters of failed /admin logins (Flask-Limiter's, :mod:`bot.logins`) carry no hash tag
 either: each is read and written by a single-key script, wherever its slot is.
 
@@ -87,6 +87,10 @@ class BusinessKeys:
         return f"{self.base}:due"
 
     @property
+    def blocks(self) -> str:
+        return f"{self.base}:blocks"
+
+    @property
     def reminders(self) -> str:
         return f"{self.base}:reminders"
 
@@ -138,6 +142,12 @@ class BusinessKeys:
     def from_hold(self, token: str) -> str:
         return f"{self.base}:from-hold:{token}"
 
+    # -- the owner's calendar feed (see :mod:`bot.feeds`) -------------------------------------
+    @property
+    def calendar_feed(self) -> str:
+        """Whose feed → its secret token (``business`` for the business's own)."""
+        return f"{self.base}:calendar-feed"
+
     # -- upgrades ---------------------------------------------------------------------------
     @property
     def layout(self) -> str:
@@ -167,6 +177,11 @@ class SharedKeys:
     def worker_heartbeats(self) -> str:
         """Each running outbox worker's last heartbeat (see :mod:`bot.outbox.heartbeat`)."""
         return f"{self.prefix}:worker-heartbeats"
+
+    @property
+    def calendar_feeds(self) -> str:
+        """SHA-256 of a calendar feed's token → whose feed it is (see :mod:`bot.feeds`)."""
+        return f"{self.prefix}:calendar-feeds"
 
     @property
     def outbox_bell(self) -> str:
@@ -295,7 +310,8 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "hash",
         "none (holds lapse by their own expiry)",
         "hold token → `start,end,expires_ms`; `=start,end` → `start,end,0,n`: the `n` bookings of that "
-        "interval (epoch seconds, buffers included); `REF` → `start,end,0` (bookings of early releases)",
+        "interval (epoch seconds, buffers included); `REF` → `start,end,0` (bookings of early releases); "
+        "`block:<id>` → `start,end,0,1000000`: time off (see `blocks`)",
     ),
     KeyDoc(
         f"{_B}:booking:<REF>",
@@ -322,6 +338,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "replies to a preview phone of `/try` (field `m`, as an outbox entry), read and deleted by the page",
     ),
     KeyDoc(f"{_B}:due", "zset", "none", "phone → epoch ms its next message is due (the worker's doorbell)"),
+    KeyDoc(
+        f"{_B}:blocks",
+        "hash",
+        "never (until the owner removes the block)",
+        "block id → JSON `{start, end, reason, places}`: time off the owner added; its entries "
+        "`block:<id>` → `start,end,0,1000000` in the occupancy hashes of every resource (`places`)",
+    ),
     KeyDoc(
         f"{_B}:reminders",
         "zset",
@@ -371,6 +394,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "the start (epoch s) up to which every booking was looked at by the retention sweep",
     ),
     KeyDoc(f"{_B}:status:<MessageSid>", "hash", "7 days", "`status`, `error`, `at` from Twilio's status callback"),
+    KeyDoc(
+        f"{_B}:calendar-feed",
+        "hash",
+        "never (a rotation replaces the token)",
+        "`business` → the secret token of the business's calendar feed (`/calendar/<token>.ics`, `calendar url`); "
+        "`staff:<id>` for a staff member's, later",
+    ),
     KeyDoc("<prefix>:templates", "hash", "none", "content template friendly name → `HX…` SID (`templates sync`)"),
     KeyDoc(
         "<prefix>:template-approvals",
@@ -378,6 +408,13 @@ LAYOUT: tuple[KeyDoc, ...] = (
         "none",
         "content template friendly name → JSON `{status, reason, at}`: WhatsApp's approval as last fetched "
         "(`templates sync`/`list`, and the worker every few minutes until approved)",
+    ),
+    KeyDoc(
+        "<prefix>:calendar-feeds",
+        "hash",
+        "none (a rotation removes the old token's field)",
+        "SHA-256 (hex) of a calendar feed's token → JSON `{business}` (+ `staff`): how `/calendar/<token>.ics` "
+        "finds its business in one read; the business's `calendar-feed` must still name the token",
     ),
     KeyDoc("<prefix>:outbox-totals", "hash", "none", "the worker's send results → counts, exported at `/metrics`"),
     KeyDoc(

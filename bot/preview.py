@@ -7,9 +7,10 @@ phone's stream and shown as WhatsApp shows them: quick-reply buttons under the m
 button opening its sheet of rows with their descriptions, plain text.
 
 Who may use it: anyone while the bot runs on the embedded store (a developer's machine: ``flask
-chat`` prints the URL); on a real deployment, only a business's owner, logged in as on ``/admin``
-(its password), for that business. The page's requests carry a token signed with ``SECRET_KEY``
-naming the business and the preview phone, so another site cannot drive it (CSRF). A preview
+chat`` prints the URL); on a real deployment, only a business's owner, logged in on the owner's
+desk (or with its password over HTTP basic), for that business. The page's requests carry a
+token signed with ``SECRET_KEY`` naming the business and the preview phone, so another site
+cannot drive it (CSRF). A preview
 booking is a real booking of the business (its diary shows the ``+999…`` phone); the owner
 cancels it like any other.
 """
@@ -27,7 +28,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from twilio.request_validator import RequestValidator
 
 from . import logins
-from .admin import owner_login, shop_tried
+from .admin import owner_login, session_shop, shop_tried
 from .channels.content import TEMPLATES, button_keys, item_keys
 from .phones import new_preview_phone
 from .services import Services, get_services
@@ -54,6 +55,9 @@ def _allowed(services: Services) -> list[Tenant]:
     owner logged in (HTTP basic, as on /admin); none otherwise."""
     if services.embedded:
         return list(services.directory)
+    logged_in = session_shop()  # the owner's desk login
+    if logged_in is not None:
+        return [logged_in]
     auth = request.authorization
     if auth is None or auth.type != "basic":
         return []

@@ -82,24 +82,42 @@ def live_buttons_app(redis_server: RedisServer, fake: FakeTwilio) -> Iterator[tu
     yield from serve(create_app(content_config(fake, REDIS_URL=redis_server.url, ADMIN_PASSWORD=PASSWORD)))
 
 
-def test_no_or_a_wrong_password_is_refused(browser, live_app: tuple[Flask, str]) -> None:  # type: ignore[no-untyped-def]
-    from playwright.sync_api import Error
+def logged_in(browser, base: str, **context: object):  # type: ignore[no-untyped-def]
+    """A browser context whose owner logged in with the form (and its page, on the diary)."""
+    context_ = browser.new_context(**context)
+    page = context_.new_page()
+    page.goto(base + "/admin/login")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/admin/diary")
+    return context_, page
 
+
+def test_the_owner_logs_in_with_the_form_and_a_wrong_password_is_refused(browser, live_app: tuple[Flask, str]) -> None:  # type: ignore[no-untyped-def]
     _, base = live_app
-    for credentials in (None, {"username": "owner", "password": "guess"}):
-        context = browser.new_context(http_credentials=credentials)
-        page = context.new_page()
-        try:
-            response = page.goto(base + "/admin")
-        except Error as exc:  # headless Chromium may give up at the 401 instead of showing it
-            assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
-        else:
-            assert response is not None and response.status == 401
-        assert page.locator("h1").count() == 0
-        answer = context.request.get(base + "/admin")  # what it was told, with the browser's credentials
-        assert (answer.status, answer.text()) == (401, "Log in with the admin password.\n")
-        assert answer.headers["www-authenticate"].startswith("Basic")
-        context.close()
+    context = browser.new_context(viewport=PHONE_SCREEN)
+    page = context.new_page()
+    page.goto(base + "/admin")
+    assert page.url == base + "/admin/login?next=/admin" and page.locator("h1").inner_text() == "Log in"
+    page.get_by_label("Password").fill("a guess")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in").click()
+    assert answer.value.status == 401 and page.get_by_role("alert").inner_text() == "That password is not right."
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/admin")  # where it was going
+    assert page.locator("h1").inner_text() == "Test Salon: bookings"
+    cookie = next(c for c in context.cookies() if c["name"] == "tapbook_admin")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(base + "/admin/login")
+    page.goto(base + "/admin/diary")
+    assert page.url.startswith(base + "/admin/login")  # logged out
+    # scripts may still use HTTP basic; without credentials a non-browser client is told how
+    answer = context.request.get(base + "/admin", headers={"Accept": "text/plain"})
+    assert (answer.status, answer.text()) == (401, "Log in with the admin password.\n")
+    assert answer.headers["www-authenticate"].startswith("Basic")
+    context.close()
 
 
 def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[Flask, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -108,8 +126,7 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     bob_phone = WhatsApp(app.test_client(), TOKEN, phone="+447700900123", name="Bob")
     bob = book(bob_phone, day="Thu 15 Jan", at="10:00")
     bob_phone.send("STOP")
-    context = browser.new_context(http_credentials={"username": "owner", "password": PASSWORD}, viewport=PHONE_SCREEN)
-    page = context.new_page()
+    context, page = logged_in(browser, base, viewport=PHONE_SCREEN)
     questions: list[str] = []
 
     def answer(dialog) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +153,8 @@ def test_the_owner_sees_the_day_and_cancels_a_booking(browser, live_app: tuple[F
     assert page.locator(".notice").inner_text() == (
         f"Booking {ana} is cancelled. The customer was not told (no message channel is set up): please tell them."
     )
-    assert context.cookies() == []  # read once, the notice leaves the cookie, and the emptied cookie is gone
+    (cookie,) = context.cookies()  # the login's; the notice was read once and left it
+    assert cookie["name"] == "tapbook_admin" and "_flashes" not in page.evaluate("document.cookie")  # HttpOnly anyway
     cancelled = page.locator(f"#booking-{ana}")
     assert cancelled.get_attribute("class") == "cancelled"
     assert cancelled.get_by_role("button").count() == 0
@@ -157,8 +175,7 @@ def test_the_owner_sees_which_messages_did_not_reach_customers(
     customer_writes(app, ANA)
     fake.plan.append(BAD_NUMBER)
     synced_worker(app).run_once()
-    context = browser.new_context(http_credentials={"username": "owner", "password": PASSWORD}, viewport=PHONE_SCREEN)
-    page = context.new_page()
+    context, page = logged_in(browser, base, viewport=PHONE_SCREEN)
     response = page.goto(base + "/admin")
     assert response is not None and response.status == 200
     section = page.locator("#undelivered")

@@ -115,7 +115,7 @@ def test_the_redirect_carries_no_notice_and_the_notice_shows_once(app: Flask, wa
     assert response.status_code == 303 and response.headers["Location"] == "/admin"
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("tapbook_admin=")
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie  # /admin, and /try for the owner
     assert "Secure" not in cookie  # a plain-HTTP request: a Secure cookie would never come back
     assert f"Booking {ref} is cancelled." in owner.get("/admin").get_data(as_text=True)
     assert "is cancelled" not in owner.get("/admin").get_data(as_text=True)  # once

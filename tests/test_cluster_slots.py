@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ import redis
 from redis.crc import key_slot
 
 from bot import create_app, get_services
+from bot.blocks import add_block
 
 from .bookings import book, cancel, reschedule
 from .conftest import TOKEN, Clock, app_config
@@ -85,6 +87,10 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     rec.on = False
 
 
+#: an afternoon off (Tue 20 Jan 2026, 14:00-16:00 UTC)
+TIME_OFF = (datetime(2026, 1, 20, 14, tzinfo=UTC), datetime(2026, 1, 20, 16, tzinfo=UTC))
+
+
 def run_the_product(server: RedisServer, rec: Recorder) -> None:
     """Every path that writes: bookings in TwiML mode, then the outbox in Content API mode."""
     clock = Clock()
@@ -103,6 +109,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     owner = plain.test_client()
     assert owner.get("/admin", auth=("owner", "a-wrong-password")).status_code == 401  # counted by the limiter
     assert owner.get("/admin", auth=("owner", OWNER_PASSWORD)).status_code == 200
+    assert plain.test_cli_runner().invoke(args=["calendar", "url"]).exit_code == 0  # the owner's calendar feed
 
     bea = ContentCustomer(content, fake, synced_worker(content), phone="+34600333444")
     bea.pick(bea.send("hi"), "Book")
@@ -126,6 +133,7 @@ def run_the_product(server: RedisServer, rec: Recorder) -> None:
     clock.advance(days=-2)
     assert content.test_cli_runner().invoke(args=["bookings", "cancel", kept, "--yes"]).exit_code == 0
     book(ana, day="Mon 19 Jan", at="10:00")  # its reminder stays scheduled
+    add_block(get_services(content), get_services(content).directory.only, *TIME_OFF, "time off")  # type: ignore[arg-type]
     assert content.test_cli_runner().invoke(args=["templates", "sync"]).exit_code == 0  # submitted for approval
     release_1_keys(get_services(content).redis)  # something for the upgrade to move
     assert content.test_cli_runner().invoke(args=["bookings", "migrate"]).exit_code == 0

@@ -20,7 +20,7 @@ from bot import create_app, get_services
 from .conftest import app_config
 from .content_phone import content_config
 from .redis_server import RedisServer
-from .test_admin_browser import PASSWORD, PHONE_SCREEN, browser, serve
+from .test_admin_browser import PASSWORD, PHONE_SCREEN, browser, logged_in, serve
 from .twilio_fake import FakeTwilio
 
 __all__ = ["browser"]  # the fixture, shared with the owner's page's tests
@@ -75,8 +75,7 @@ def test_book_move_and_cancel_through_the_preview_at_phone_size(
     browser: Any, deployed_app: tuple[Flask, str], fake: FakeTwilio
 ) -> None:
     app, base = deployed_app
-    context = browser.new_context(http_credentials={"username": "owner", "password": PASSWORD}, viewport=PHONE_SCREEN)
-    page = context.new_page()
+    context, page = logged_in(browser, base, viewport=PHONE_SCREEN)  # the owner's desk login
     assert page.goto(base + "/try").status == 200
     page.fill("#text", "hi")
     page.press("#text", "Enter")

@@ -129,6 +129,20 @@ class ConfirmRequest:
 
 
 @dataclass(frozen=True)
+class MarkRequest:
+    """The owner marks booking ``ref`` (started, still confirmed) ``attended`` or ``no_show``."""
+
+    ref: str
+    attendance: str
+    now: int
+    expect: tuple[str, str] = ("ok", "")
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return ("mark", self.ref)
+
+
+@dataclass(frozen=True)
 class Notice:
     """A message the business starts, queued in the same step as the write that causes it (the
     owner's alert of a new booking, the customer's notice of the business's cancel): the phone
@@ -138,7 +152,7 @@ class Notice:
     message: str
 
 
-Request = HoldRequest | BookRequest | CancelRequest | ReleaseRequest | ConfirmRequest
+Request = HoldRequest | BookRequest | CancelRequest | ReleaseRequest | ConfirmRequest | MarkRequest
 
 
 def local_day(business: Business, at: datetime) -> date:

@@ -25,7 +25,16 @@ import redis
 from ..keys import BusinessKeys, LegacyKeys
 from ..lua import Scripts
 from .occupancy import DayEntries, Occupancy, parse_day
-from .requests import BookRequest, CancelRequest, ConfirmRequest, HoldRequest, Notice, ReleaseRequest, Request
+from .requests import (
+    BookRequest,
+    CancelRequest,
+    ConfirmRequest,
+    HoldRequest,
+    MarkRequest,
+    Notice,
+    ReleaseRequest,
+    Request,
+)
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,9 @@ class BookingStore:
         elif isinstance(request, ConfirmRequest):
             op.update(op="confirm", ref=request.ref, phone=request.phone, version=str(request.version), now=request.now)
             op["k"] = {"booking": self._booking(keys, request.ref), "counts": keys.add(self.keys.reminder_counts)}
+        elif isinstance(request, MarkRequest):
+            op.update(op="mark", ref=request.ref, attendance=request.attendance, now=request.now)
+            op["k"] = {"booking": self._booking(keys, request.ref)}
         elif isinstance(request, ReleaseRequest):
             op.update(op="release", token=request.token)
             op["k"] = {"day": self._day(keys, request.resource, request.day)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin, bookings, catalog, customers, sessions
+from . import admin, bookings, calendar, catalog, customers, sessions
 
 
 def init_app(app: Flask) -> None:
@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(catalog.group)
     app.cli.add_command(admin.group)
     app.cli.add_command(customers.group)
+    app.cli.add_command(calendar.group)
     from . import doctor  # here, not above: ``python -m bot.commands.doctor`` runs it as __main__
 
     app.cli.add_command(doctor.doctor)

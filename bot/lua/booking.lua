@@ -241,6 +241,19 @@ function applies.confirm(op)
   redis.call('HINCRBY', KEYS[op.k.counts], 'confirmed', 1)
 end
 
+-- the owner marks a booking that has started: attended or a no-show
+function checks.mark(op, now_ms)
+  local b = redis.call('HMGET', KEYS[op.k.booking], 'status', 'start')
+  if not b[1] then return 'unknown', '' end
+  if b[1] ~= 'confirmed' then return b[1], '' end
+  if tonumber(b[2]) > op.now then return 'not_started', '' end
+  return 'ok', ''
+end
+
+function applies.mark(op)
+  redis.call('HSET', KEYS[op.k.booking], 'attendance', op.attendance, 'attendance_at', op.now)
+end
+
 function checks.release(op, now_ms)
   return 'ok', ''
 end
