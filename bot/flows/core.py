@@ -34,8 +34,12 @@ class NavButton(Button, kind="nav", step_bound=False):
 
 
 def render_menu(turn: Turn) -> Reply:
-    options = (NavButton("book"), NavButton("bookings"), NavButton("language"))
-    return Reply(turn.t("What would you like to do?"), options)
+    """Book, My bookings, Language; for a customer writing in another language the bot speaks
+    (``hola`` on an English number), that language in place of the picker: one tap switches."""
+    from .language import LanguageButton  # the picker's own button (language imports this module)
+
+    switch: Button = LanguageButton(turn.suggested_language) if turn.suggested_language else NavButton("language")
+    return Reply(turn.t("What would you like to do?"), (NavButton("book"), NavButton("bookings"), switch))
 
 
 def go_menu(turn: Turn, button: NavButton) -> Reply:
