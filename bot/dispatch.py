@@ -29,7 +29,7 @@ B = TypeVar("B", bound=Button)
 class Unmatched:
     """Input that names no usable button. ``reason`` says why."""
 
-    reason: Literal["unrecognized", "long", "stale", "invalid"]
+    reason: Literal["unrecognized", "long", "stale", "invalid", "media"]
 
 
 Action = Button | Unmatched

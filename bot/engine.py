@@ -27,6 +27,7 @@ from .dispatch import Action, Registry, Unmatched
 from .effects import Effects, Outcome
 from .errors import BadButtonId
 from .flows import state
+from .flows.core import NavButton
 from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 
 #: how the /try page's phones are answered: as WhatsApp shows button mode, whatever the business's channel
 PREVIEW_CHANNEL = ContentChannel()
+
+#: what WhatsApp posts for a message that is not text (Twilio's MessageType): voice notes, pictures, places…
+MEDIA = frozenset({"audio", "image", "video", "document", "location", "sticker", "contacts"})
+#: a thumbs-up and friends: thanks, not a question
+THANKS_EMOJI = frozenset({"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "🙏", "😊", "👌", "❤️"})
 
 #: a typed text longer than this that means nothing to the bot gets a friendlier answer than a "didn't catch that"
 LONG_TEXT = 160
@@ -259,9 +265,11 @@ class Conversation:
         for payload in (message.button_payload, message.list_id):
             if payload:
                 return self._button(turn, payload)
+        if message.body.strip() in THANKS_EMOJI:
+            return NavButton("thanks")
         text = normalize(message.body)
         if not text:
-            return Unmatched("unrecognized")
+            return Unmatched("media" if message.message_type in MEDIA else "unrecognized")
         offered = turn.session.offered
         if text.isascii() and text.isdigit():
             number = int(text)

@@ -56,7 +56,6 @@ def test_the_customers_own_choice_beats_the_numbers_language(wa: WhatsApp) -> No
     assert "What would you like to do?" in wa.send("menu", path=spanish).text  # still English
 
 
-
 @pytest.mark.parametrize(
     ("word", "switch"), [("help", "Language"), ("HELP", "Language"), ("ayuda", "Español"), ("ajuda", "Português")]
 )
@@ -176,3 +175,30 @@ def test_a_bug_costs_the_customer_an_apology_not_a_500(app, wa: WhatsApp, monkey
     assert (answer.status, answer.text) == (200, "Desculpe, algo correu mal do nosso lado. Tente novamente.")
     assert "webhook failed" in caplog.text
     assert get_services(app).stats.get("taps.error") == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "path", "welcome"),
+    [
+        ("thanks", "/webhook", "You're welcome! 😊"),
+        ("OK!", "/webhook", "You're welcome! 😊"),
+        ("👍", "/webhook", "You're welcome! 😊"),
+        ("gracias", "/webhook?lang=es", "¡De nada! 😊"),
+        ("obrigado", "/webhook?lang=pt", "De nada! 😊"),
+        ("valeu", "/webhook?lang=pt", "De nada! 😊"),
+    ],
+)
+def test_thanks_gets_a_friendly_answer_and_the_step_again(wa: WhatsApp, typed: str, path: str, welcome: str) -> None:
+    wa.send("menu", path=path)
+    services = wa.send("1", path=path)  # Book: the services
+    answer = wa.send(typed, path=path)
+    assert answer.text.startswith(welcome), answer.text
+    assert answer.options == services.options  # nothing lost: the same step
+
+
+@pytest.mark.parametrize("kind", ["audio", "image", "location"])
+def test_a_voice_note_a_picture_or_a_place_gets_what_the_bot_can_read(wa: WhatsApp, kind: str) -> None:
+    menu = wa.send("menu")
+    answer = wa.post(wa.form("", MessageType=kind, NumMedia="1" if kind != "location" else "0"))
+    assert answer.text.startswith("I can only read text and taps.")
+    assert answer.options == menu.options
