@@ -29,7 +29,7 @@ B = TypeVar("B", bound=Button)
 class Unmatched:
     """Input that names no usable button. ``reason`` says why."""
 
-    reason: Literal["unrecognized", "long", "stale", "invalid"]
+    reason: Literal["unrecognized", "long", "stale", "invalid", "media"]
 
 
 Action = Button | Unmatched
@@ -101,6 +101,17 @@ class Registry:
     def keyword(self, words: str, button: Button) -> None:
         """Typed words (a gettext msgid: comma-separated, translated per language) → a button."""
         self._keywords.append((words, button))
+
+    def keyword_languages(self, catalogs: Catalogs) -> dict[str, frozenset[str]]:
+        """Each keyword (normalized) → the languages it is a word of (``hola`` → es; ``menu`` → en,
+        es: ``menú`` folds to it); built once at start-up."""
+        found: dict[str, set[str]] = {}
+        for words, _ in self._keywords:
+            for translator in catalogs.all():
+                for word in translator.gettext(words).split(","):
+                    if normalize(word):
+                        found.setdefault(normalize(word), set()).add(translator.code)
+        return {word: frozenset(codes) for word, codes in found.items()}
 
     def compile_keywords(self, catalogs: Catalogs) -> dict[str, Button]:
         """Every keyword in every language, normalized; built once at start-up."""

@@ -27,6 +27,7 @@ from .dispatch import Action, Registry, Unmatched
 from .effects import Effects, Outcome
 from .errors import BadButtonId
 from .flows import state
+from .flows.core import NavButton
 from .i18n import N_, Catalogs, normalize
 from .inbound import InboundMessage
 from .logs import mask_phone
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 
 #: how the /try page's phones are answered: as WhatsApp shows button mode, whatever the business's channel
 PREVIEW_CHANNEL = ContentChannel()
+
+#: what WhatsApp posts for a message that is not text (Twilio's MessageType): voice notes, pictures, places…
+MEDIA = frozenset({"audio", "image", "video", "document", "location", "sticker", "contacts"})
+#: a thumbs-up and friends: thanks, not a question
+THANKS_EMOJI = frozenset({"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "🙏", "😊", "👌", "❤️"})
 
 #: a typed text longer than this that means nothing to the bot gets a friendlier answer than a "didn't catch that"
 LONG_TEXT = 160
@@ -88,6 +94,7 @@ class Conversation:
         self.max_attempts = max_attempts
         self.pause = pause
         self.keywords = flows.compile_keywords(catalogs)
+        self.keyword_languages = flows.keyword_languages(catalogs)
 
     def reply_to(self, shop: Tenant, message: InboundMessage, *, lang_param: str | None = None) -> TurnResult:
         language = shop.pick_language(lang_param, self.catalogs) or shop.default_language
@@ -117,6 +124,7 @@ class Conversation:
                     reads=Reads(shop.bookings, snapshot.reads),
                     effects=Effects(known),
                 )
+                turn.suggested_language = self._suggested(shop, message, language, snapshot.profile_language)
                 outcome, handler, rendered = self._run(turn)
                 requests = [*turn.effects.requests, *self._releases(turn)]
                 notices = (
@@ -192,9 +200,20 @@ class Conversation:
             button = self.keywords.get(text) if text and not text.isdigit() else None
         return self.flows.plan_reads(button, shop, message.phone, now) if button else []
 
+    def _suggested(self, shop: Tenant, message: InboundMessage, language: str, profile: str | None) -> str | None:
+        """A language the customer seems to write in (a keyword of it, ``hola``), when it is not the
+        one spoken and they never chose one: the menu then offers it as a one-tap switch."""
+        if profile or message.button_payload or message.list_id:
+            return None
+        codes = self.keyword_languages.get(normalize(message.body), frozenset())
+        if not codes or language in codes:
+            return None
+        return next((code for code in shop.languages if code in codes), None)
+
     def _language(self, shop: Tenant, lang_param: str | None, profile: str | None, session: str) -> str:
-        """``?lang`` → the customer's choice → the session's language → the business's default."""
-        for candidate in (lang_param, profile, session):
+        """The customer's own choice → the number's ``?lang`` (a default) → the session's language →
+        the business's default."""
+        for candidate in (profile, lang_param, session):
             code = shop.pick_language(candidate, self.catalogs)
             if code:
                 return code
@@ -246,9 +265,11 @@ class Conversation:
         for payload in (message.button_payload, message.list_id):
             if payload:
                 return self._button(turn, payload)
+        if message.body.strip() in THANKS_EMOJI:
+            return NavButton("thanks")
         text = normalize(message.body)
         if not text:
-            return Unmatched("unrecognized")
+            return Unmatched("media" if message.message_type in MEDIA else "unrecognized")
         offered = turn.session.offered
         if text.isascii() and text.isdigit():
             number = int(text)

@@ -36,6 +36,8 @@ class Turn:
     profile_language: str | None = field(default=None)
     #: "out" when the customer wrote STOP, "in" when START: kept without expiry
     consent: str = field(default="")
+    #: a language the customer seems to write in (not the one spoken): offered as a one-tap switch
+    suggested_language: str | None = field(default=None)
 
     def goto(self, step: str) -> Reply:
         """Move to ``step`` and return its prompt."""

@@ -179,7 +179,7 @@ def test_the_longest_text_whatsapp_delivers_is_answered(app: Flask) -> None:
 def test_a_long_message_mid_conversation_gets_a_friendly_answer_and_the_step_again(
     wa: WhatsApp, path: str, thanks: str
 ) -> None:
-    menu = wa.send("hi", path=path)
+    menu = wa.send("menu", path=path)  # a word of every language: no switch offered
     story = "Hello, I wanted to ask whether you could fit me in for a haircut later this week, " * 4
     answer = wa.send(story, path=path)
     assert answer.text.startswith(thanks), answer.text

@@ -33,7 +33,7 @@ def test_start_turns_messages_back_on_and_shows_the_menu(wa: WhatsApp, db: redis
     assert answer.text.startswith("Reminders and messages from Test Salon are on.")
     assert answer.options == ["Book", "My bookings", "Language"]
     assert not db.hexists("tapbook:{test}:optout", "+34600111222")
-    assert wa.send("alta").options == ["Book", "My bookings", "Language"]  # again: no harm
+    assert wa.send("alta").options == ["Book", "My bookings", "Español"]  # again: no harm (and Spanish offered)
 
 
 def test_replies_to_the_customers_own_messages_go_on_after_stop(wa: WhatsApp) -> None:

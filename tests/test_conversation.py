@@ -15,21 +15,55 @@ def test_any_first_message_gets_a_greeting_and_the_menu(wa: WhatsApp) -> None:
     assert answer.options == ["Book", "My bookings", "Language"]
 
 
-@pytest.mark.parametrize("word", ["hi", "Hello!", "MENU", "  menu  ", "hola", "Olá", "oi", "menú"])
-def test_greetings_and_menu_words_in_any_language_show_the_menu(wa: WhatsApp, word: str) -> None:
+@pytest.mark.parametrize(
+    ("word", "switch"),
+    [
+        ("hi", "Language"),
+        ("Hello!", "Language"),
+        ("MENU", "Language"),
+        ("  menu  ", "Language"),
+        ("menú", "Language"),  # folds to "menu": English too
+        ("hola", "Español"),
+        ("Olá", "Português"),
+        ("oi", "Português"),
+    ],
+)
+def test_greetings_and_menu_words_in_any_language_show_the_menu(wa: WhatsApp, word: str, switch: str) -> None:
+    """In English, with a one-tap switch to the language the word belongs to (the picker otherwise)."""
     wa.send("hi")
     wa.send("3")  # now on the language picker
     answer = wa.send(word)
     assert "What would you like to do?" in answer.text
-    assert answer.options == ["Book", "My bookings", "Language"]
+    assert answer.options == ["Book", "My bookings", switch]
 
 
-@pytest.mark.parametrize("word", ["help", "HELP", "ayuda", "ajuda"])
-def test_help_explains_how_to_answer(wa: WhatsApp, word: str) -> None:
+def test_hola_on_an_english_number_offers_spanish_in_one_tap(wa: WhatsApp) -> None:
+    answer = wa.send("hola")
+    assert answer.text.startswith("Hi Ana! 👋") and answer.options == ["Book", "My bookings", "Español"]
+    switched = wa.choose(answer, "Español")
+    assert switched.text.startswith("¡Hecho!") and "¿Qué te gustaría hacer?" in switched.text
+    assert wa.send("hola").options[2] == "Idioma"  # she chose: the picker again, in her language
+
+
+def test_the_customers_own_choice_beats_the_numbers_language(wa: WhatsApp) -> None:
+    """A Spanish number (``?lang=es``) is only a default: a customer who picks English keeps English."""
+    spanish = "/webhook?lang=es"
+    answer = wa.send("hola", path=spanish)
+    assert "¿Qué te gustaría hacer?" in answer.text
+    picker = wa.send(answer.number("Idioma"), path=spanish)
+    english = wa.send(picker.number("English"), path=spanish)
+    assert "What would you like to do?" in english.text
+    assert "What would you like to do?" in wa.send("menu", path=spanish).text  # still English
+
+
+@pytest.mark.parametrize(
+    ("word", "switch"), [("help", "Language"), ("HELP", "Language"), ("ayuda", "Español"), ("ajuda", "Português")]
+)
+def test_help_explains_how_to_answer(wa: WhatsApp, word: str, switch: str) -> None:
     wa.send("hi")
     answer = wa.send(word)
     assert "reply with the number of an option" in answer.text
-    assert answer.options == ["Book", "My bookings", "Language"]
+    assert answer.options == ["Book", "My bookings", switch]
 
 
 def test_typed_number_picks_the_offered_option(wa: WhatsApp) -> None:
@@ -141,3 +175,30 @@ def test_a_bug_costs_the_customer_an_apology_not_a_500(app, wa: WhatsApp, monkey
     assert (answer.status, answer.text) == (200, "Desculpe, algo correu mal do nosso lado. Tente novamente.")
     assert "webhook failed" in caplog.text
     assert get_services(app).stats.get("taps.error") == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "path", "welcome"),
+    [
+        ("thanks", "/webhook", "You're welcome! 😊"),
+        ("OK!", "/webhook", "You're welcome! 😊"),
+        ("👍", "/webhook", "You're welcome! 😊"),
+        ("gracias", "/webhook?lang=es", "¡De nada! 😊"),
+        ("obrigado", "/webhook?lang=pt", "De nada! 😊"),
+        ("valeu", "/webhook?lang=pt", "De nada! 😊"),
+    ],
+)
+def test_thanks_gets_a_friendly_answer_and_the_step_again(wa: WhatsApp, typed: str, path: str, welcome: str) -> None:
+    wa.send("menu", path=path)
+    services = wa.send("1", path=path)  # Book: the services
+    answer = wa.send(typed, path=path)
+    assert answer.text.startswith(welcome), answer.text
+    assert answer.options == services.options  # nothing lost: the same step
+
+
+@pytest.mark.parametrize("kind", ["audio", "image", "location"])
+def test_a_voice_note_a_picture_or_a_place_gets_what_the_bot_can_read(wa: WhatsApp, kind: str) -> None:
+    menu = wa.send("menu")
+    answer = wa.post(wa.form("", MessageType=kind, NumMedia="1" if kind != "location" else "0"))
+    assert answer.text.startswith("I can only read text and taps.")
+    assert answer.options == menu.options

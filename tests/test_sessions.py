@@ -130,11 +130,12 @@ def test_language_param_wins_and_is_stored_in_the_session(wa: WhatsApp, db: redi
     assert not db.exists(PROFILE)  # the number's language is not the customer's choice
 
 
-def test_language_param_beats_the_customers_choice(wa: WhatsApp, db: redis.Redis) -> None:
+def test_the_customers_choice_beats_the_language_param(wa: WhatsApp, db: redis.Redis) -> None:
+    """A number's ``?lang`` is a default: the customer's own choice wins everywhere."""
     wa.send("hi")
     wa.send("3")
     wa.send("3")  # Português
-    assert wa.send("menu", path="/webhook?lang=es").text.startswith("¿Qué te gustaría hacer?")
+    assert wa.send("menu", path="/webhook?lang=es").text.startswith("O que gostaria de fazer?")
     assert db.hget(PROFILE, "language") == "pt"
     assert wa.send("menu").text.startswith("O que gostaria de fazer?")
 
@@ -169,7 +170,7 @@ def test_a_business_speaks_only_its_own_languages(backend: dict[str, Any]) -> No
 
 
 def test_param_equal_to_the_stored_language_writes_nothing_extra(wa: WhatsApp, db: redis.Redis) -> None:
-    wa.send("hi", path="/webhook?lang=es")
+    wa.send("hola", path="/webhook?lang=es")
     before = db.hgetall(SESSION)
     wa.send("menu", path="/webhook?lang=es")
     after = db.hgetall(SESSION)

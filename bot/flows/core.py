@@ -20,6 +20,7 @@ _NAV_TITLES = {
     "book": N_("Book"),
     "bookings": N_("My bookings"),
     "language": N_("Language"),
+    "thanks": N_("Menu"),
 }
 
 
@@ -34,8 +35,12 @@ class NavButton(Button, kind="nav", step_bound=False):
 
 
 def render_menu(turn: Turn) -> Reply:
-    options = (NavButton("book"), NavButton("bookings"), NavButton("language"))
-    return Reply(turn.t("What would you like to do?"), options)
+    """Book, My bookings, Language; for a customer writing in another language the bot speaks
+    (``hola`` on an English number), that language in place of the picker: one tap switches."""
+    from .language import LanguageButton  # the picker's own button (language imports this module)
+
+    switch: Button = LanguageButton(turn.suggested_language) if turn.suggested_language else NavButton("language")
+    return Reply(turn.t("What would you like to do?"), (NavButton("book"), NavButton("bookings"), switch))
 
 
 def go_menu(turn: Turn, button: NavButton) -> Reply:
@@ -58,6 +63,11 @@ def show_help(turn: Turn, button: NavButton) -> Reply:
     )
 
 
+def say_welcome(turn: Turn, button: NavButton) -> Reply:
+    """Thanks, ok, 👍: a short friendly answer, and the step the customer is on (nothing lost)."""
+    return turn.current().after(turn.t("You're welcome! 😊"))
+
+
 def go_back(turn: Turn, button: NavButton) -> Reply:
     """Back one page of a long list, else back one step."""
     page = turn.session.get("page", "0")
@@ -74,6 +84,7 @@ HINTS = {
     ),
     "stale": N_("That menu is out of date. Here is where we are now:"),
     "invalid": N_("That menu is out of date. Here is where we are now:"),
+    "media": N_("I can only read text and taps."),
 }
 
 
@@ -87,6 +98,7 @@ def register(registry: Registry) -> None:
     registry.on(NavButton, check=lambda turn, b: b.to == "menu")(go_menu)
     registry.on(NavButton, check=lambda turn, b: b.to == "help")(show_help)
     registry.on(NavButton, check=lambda turn, b: b.to == "back")(go_back)
+    registry.on(NavButton, check=lambda turn, b: b.to == "thanks")(say_welcome)
     registry.fallback(resend_current_step)
     registry.start_button = NavButton("menu")
     registry.keyword(N_("menu"), NavButton("menu"))
@@ -96,3 +108,4 @@ def register(registry: Registry) -> None:
     registry.keyword(N_("language"), NavButton("language"))
     registry.keyword(N_("book"), NavButton("book"))
     registry.keyword(N_("my bookings, bookings"), NavButton("bookings"))
+    registry.keyword(N_("thanks, thank you, ok, okay, great, perfect, cool"), NavButton("thanks"))
