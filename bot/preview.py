@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any, cast
 from xml.etree import ElementTree
 
@@ -28,8 +27,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from twilio.request_validator import RequestValidator
 
 from . import logins
-from .admin import owner_login, session_shop, shop_tried
+from .admin import owner_login, private, session_shop, shop_tried
 from .channels.content import TEMPLATES, button_keys, item_keys
+from .cli import twilio_form
 from .phones import new_preview_phone
 from .services import Services, get_services
 from .tenants import Tenant
@@ -72,12 +72,7 @@ def _refuse() -> Response:
     return Response(text, 401, mimetype="text/plain", headers={"WWW-Authenticate": 'Basic realm="tapbook admin"'})
 
 
-@bp.after_request
-def private(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+bp.after_request(private)  # as the owner's pages: not cached, not framed, no Referer
 
 
 @bp.get("")
@@ -138,21 +133,8 @@ def post_as_twilio(
     (form fields, ``X-Twilio-Signature`` over the URL Twilio would call); the status and body."""
     numbers = shop.business.numbers
     to = f"whatsapp:{numbers[0]}" if numbers else SANDBOX
-    form = {
-        "MessageSid": "SM" + uuid.uuid4().hex,
-        "AccountSid": services.settings.twilio_account_sid or "AC" + "0" * 32,
-        "From": f"whatsapp:{phone}",
-        "To": to,
-        "Body": text,
-        "ProfileName": "Preview",
-        "WaId": phone.lstrip("+"),
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-        "MessageType": "text",
-        **extra,
-    }
+    account = services.settings.twilio_account_sid or "AC" + "0" * 32
+    form = twilio_form(phone, text, name="Preview", To=to, AccountSid=account, **extra)
     hosts = services.settings.webhook_hosts
     base = services.settings.public_base_url or (f"https://{hosts[0]}" if hosts else request.host_url.rstrip("/"))
     path = "/webhook" + (f"?lang={language}" if language else "")

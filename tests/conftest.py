@@ -19,6 +19,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+import redis.connection
 from flask import Flask
 
 from bot import create_app, get_services
@@ -199,3 +200,17 @@ def db(app: Flask) -> redis.Redis:
 @pytest.fixture
 def wa(app: Flask) -> WhatsApp:
     return WhatsApp(app.test_client(), TOKEN)
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records each packed request sent (a pipeline is one), without changing what is sent."""
+    sent: list[object] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def recording(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
+    return sent

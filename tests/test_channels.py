@@ -31,7 +31,6 @@ from bot.sessions import Session
 
 from .conftest import TOKEN, app_config
 from .content_phone import ContentCustomer, Shown, content_config, synced_worker
-from .test_round_trips import sends  # noqa: F401 (the fixture counting Redis requests)
 from .twilio_fake import SENDER, FakeTwilio
 from .whatsapp import WhatsApp
 

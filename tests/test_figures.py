@@ -28,20 +28,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture
-def sends(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Each packed request redis-py sends (a pipeline is one): the round trips."""
-    sent: list[object] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def recording(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sent.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
-    return sent
-
-
-@pytest.fixture
 def real_app(redis_server, clock: Clock) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
     redis.Redis.from_url(redis_server.url).flushdb()
     app = create_app(app_config(REDIS_URL=redis_server.url, CLOCK=clock))

@@ -17,20 +17,6 @@ from .whatsapp import WhatsApp
 
 
 @pytest.fixture
-def sends(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Records each packed request sent (a pipeline is one), without changing what is sent."""
-    sent: list[object] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def recording(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sent.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
-    return sent
-
-
-@pytest.fixture
 def real_app(redis_server) -> Flask:  # type: ignore[no-untyped-def]
     redis.Redis.from_url(redis_server.url).flushdb()
     return create_app(app_config(REDIS_URL=redis_server.url))
