@@ -12,6 +12,7 @@ diary (capacity, opening hours on the slot grid, a time that has passed).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -125,14 +126,14 @@ class Column:
         self.lanes = max(1, len(ends))
 
 
-def _label(booking: Booking, attendance: str) -> str:
+def _label(booking: Booking) -> str:
     if booking.status == "cancelled":
         return "cancelled"
     if booking.status == "rescheduled":
         return "moved"
-    if attendance == "no_show":
+    if booking.attendance == "no_show":
         return "no-show"
-    if attendance == "attended":
+    if booking.attendance == "attended":
         return "attended"
     return "confirmed by customer" if booking.customer_confirmed else "confirmed"
 
@@ -178,7 +179,6 @@ def diary(services: Services, shop: Tenant, first: date, days: int) -> list[Colu
     ]
     by_day = {column.day: column for column in columns}
     found = between(shop, day_start(shop, first), day_start(shop, first + timedelta(days=days)))
-    attendance = _attendance(services, shop, [b.ref for b in found])
     stopped = opted_out(services, shop, {b.phone for b in found})
     for booking in found:
         day = shop.availability.local_day(booking.start)
@@ -199,7 +199,7 @@ def diary(services: Services, shop: Tenant, first: date, days: int) -> list[Colu
                 name=booking.name or "—",
                 phone=booking.phone,
                 status=booking.status,
-                label=_label(booking, attendance.get(booking.ref, "")),
+                label=_label(booking),
                 opted_out=booking.phone in stopped,
                 row=row,
                 span=span,
@@ -227,15 +227,6 @@ def diary(services: Services, shop: Tenant, first: date, days: int) -> list[Colu
     for column in columns:
         column.arrange()
     return columns
-
-
-def _attendance(services: Services, shop: Tenant, refs: list[str]) -> dict[str, str]:
-    if not refs:
-        return {}
-    pipe = services.redis.pipeline(transaction=False)
-    for ref in refs:
-        pipe.hget(shop.keys.booking(ref), "attendance")
-    return {ref: value for ref, value in zip(refs, pipe.execute(), strict=True) if value}
 
 
 def start_of(shop: Tenant, day: date, hhmm: str) -> datetime | None:
@@ -270,15 +261,32 @@ class Done:
     ref: str = ""
 
 
-def walk_in(services: Services, shop: Tenant, service_id: str, day: date, hhmm: str, name: str, phone: str) -> Done:
-    """Book a walk-in or a phone call through the booking script (the bot cannot sell it again)."""
+def owner_token(form: str, *what: str) -> str:
+    """The hold token an owner's write books under: the same for the same form sent twice (a double
+    click, a browser's resend), so the booking script's ``from-hold`` record makes the second a no-op."""
+    return "owner-" + hashlib.blake2s("\x1f".join((form, *what)).encode(), digest_size=8).hexdigest()
+
+
+def walk_in(
+    services: Services,
+    shop: Tenant,
+    service_id: str,
+    day: date,
+    hhmm: str,
+    name: str,
+    phone: str,
+    *,
+    form: str = "",
+) -> Done:
+    """Book a walk-in or a phone call through the booking script (the bot cannot sell it again).
+    ``form`` names the form sent (its CSRF token): sent twice, it books once."""
     service = shop.catalog.service(service_id)
     start = start_of(shop, day, hhmm)
     if service is None or start is None:
         return Done(False, "Pick a service and a time.")
     if start not in free_times(services, shop, service, day):
         return Done(False, f"{hhmm} on {day.isoformat()} is not free for {service.name(shop.default_language)}.")
-    token = "owner-" + secrets.token_hex(8)
+    token = owner_token(form or secrets.token_hex(8), shop.id, service.id, day.isoformat(), hhmm, phone)
     ref = booking_ref(token, 0)
     now = services.clock()
     request = book_request(
@@ -300,7 +308,7 @@ def walk_in(services: Services, shop: Tenant, service_id: str, day: date, hhmm: 
     return Done(True, f"Booked {ref}: {service.name(shop.default_language)}, {day.isoformat()} {hhmm}, {name}.", ref)
 
 
-def move(services: Services, shop: Tenant, ref: str, day: date, hhmm: str) -> Done:
+def move(services: Services, shop: Tenant, ref: str, day: date, hhmm: str, *, form: str = "") -> Done:
     """Move booking ``ref`` to ``day`` ``hhmm`` for the business; the customer's notice goes with it."""
     data = shop.bookings.booking(ref)
     if not data:
@@ -314,7 +322,7 @@ def move(services: Services, shop: Tenant, ref: str, day: date, hhmm: str) -> Do
     skip = frozenset({booking.place}) if resource == service.resource else frozenset()
     if start not in free_times(services, shop, service, day, skip):
         return Done(False, f"{hhmm} on {day.isoformat()} is not free.")
-    token = "owner-" + secrets.token_hex(8)
+    token = owner_token(form or secrets.token_hex(8), shop.id, ref, day.isoformat(), hhmm)
     new_ref = booking_ref(token, 0)
     moving = Moving(ref, resource, shop.availability.local_day(booking.start))
     request = book_request(

@@ -79,7 +79,12 @@ def walk_in() -> ResponseReturnValue:
     if not name or not (phone.startswith("+") and 8 <= len(phone) <= 16):
         flash("Give the customer's name and phone in international form (+34…).")
         return _back(day)
-    done = desk.walk_in(services, shop, request.form.get("service", ""), day, request.form.get("time", ""), name, phone)
+    service, hhmm, form = (
+        request.form.get("service", ""),
+        request.form.get("time", ""),
+        request.form.get("csrf_token", ""),
+    )
+    done = desk.walk_in(services, shop, service, day, hhmm, name, phone, form=form)
     flash(done.message)
     return _back(day)
 
@@ -88,7 +93,8 @@ def walk_in() -> ResponseReturnValue:
 def move() -> ResponseReturnValue:
     services, shop = get_services(), _shop()
     day = _day(request.form.get("day"), today(services, shop))
-    done = desk.move(services, shop, request.form.get("ref", "").strip().upper(), day, request.form.get("time", ""))
+    ref, hhmm = request.form.get("ref", "").strip().upper(), request.form.get("time", "")
+    done = desk.move(services, shop, ref, day, hhmm, form=request.form.get("csrf_token", ""))
     flash(done.message)
     return _back(day)
 

@@ -8,6 +8,7 @@ test); customers book through the signed webhook.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -179,3 +180,20 @@ def test_a_cross_site_form_is_refused(live: tuple[Flask, str]) -> None:
     )
     assert forged.status_code == 400 and "not sent from this site" in forged.get_data(as_text=True)
     assert get_services(app).redis.zcard("tapbook:{test}:bookings") == 0
+
+
+def test_the_same_walk_in_form_sent_twice_books_once(live: tuple[Flask, str]) -> None:
+    """A double click or a browser's resend on a service with room for three: one booking, not two."""
+    app, _ = live
+    owner = app.test_client()
+    login = owner.get("/admin/login").get_data(as_text=True)
+    token = login.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    assert owner.post("/admin/login", data={"password": PASSWORD, "csrf_token": token}).status_code == 303
+    diary = owner.get("/admin/diary").get_data(as_text=True)
+    form_token = diary.split('name="csrf_token" value="')[1].split('"')[0]
+    form = {"csrf_token": form_token, "service": "dry", "day": "2026-01-15", "time": "10:00"}
+    form.update(name="Walk In", phone="+34611000000")
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: owner.post("/admin/walk-in", data=form).status_code, range(2)))
+    assert answers == [303, 303]
+    assert get_services(app).redis.zcard("tapbook:{test}:bookings") == 1

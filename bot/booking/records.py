@@ -23,6 +23,8 @@ class Booking:
     resource: str = ""  # whose occupancy it takes, as booked (a later catalog may move the service)
     #: the customer tapped Confirm on a reminder
     customer_confirmed: bool = False
+    #: the owner's mark once it started: ``attended``, ``no_show`` or empty
+    attendance: str = ""
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Booking:
@@ -38,6 +40,7 @@ class Booking:
             occ=data.get("occ", ""),
             resource=data.get("resource", ""),
             customer_confirmed=bool(data.get("customer_confirmed_at")),
+            attendance=data.get("attendance", ""),
         )
 
     @property
